@@ -1,0 +1,134 @@
+"""Measured latency on a hardware profile, and speedup over dense measured interleaved in one process.
+
+Timing uses ``torch.utils.benchmark.Timer`` (it sets the thread count for the measurement and
+synchronises CUDA). Each figure is the median of ``repeats`` measurements after ``warmup`` calls;
+every measurement runs enough calls to last at least ``min_run_s``. Speedups time the dense and the
+pruned model in alternating order, repeat after repeat, so drift of the machine hits both alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils import benchmark
+
+from headsearch.errors import ModelError
+from headsearch.models.classifier import HeadedClassifier
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True, kw_only=True)
+class HardwareProfile:
+    """Where and how a latency is measured; recorded with every figure."""
+
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 1
+    seq_len: int = 128
+    cpu: str = ""
+    gpu: str = ""
+    torch_version: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch_size", "seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelError(f"The '{name}' parameter of HardwareProfile must be an int >= 1. Got {value!r}.")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"HardwareProfile device {self.device!r} asked for, but CUDA is not available here.")
+        # fill in what the machine says, so a stored profile tells where its figures came from
+        object.__setattr__(self, "cpu", self.cpu or cpu_name())
+        object.__setattr__(self, "torch_version", self.torch_version or torch.__version__)
+        if self.device.startswith("cuda") and not self.gpu:
+            object.__setattr__(self, "gpu", torch.cuda.get_device_name(torch.device(self.device)))
+
+    @property
+    def cpu_count(self) -> int:
+        return os.cpu_count() or 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Latency:
+    median_ms: float
+    iqr_ms: float
+    samples_ms: tuple[float, ...]
+    profile: HardwareProfile
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """``speedup = dense.median_ms / pruned.median_ms``; ``pair_ratios`` are the per-repeat ratios."""
+
+    dense: Latency
+    pruned: Latency
+    speedup: float
+    pair_ratios: tuple[float, ...]
+
+
+def _inputs(model: HeadedClassifier, profile: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
+    if profile.seq_len > model.spec.max_positions:
+        raise ModelError(f"seq_len {profile.seq_len} exceeds the model's {model.spec.max_positions} positions.")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, model.spec.vocab_size, (profile.batch_size, profile.seq_len), generator=g)
+    return ids.to(profile.device), torch.ones_like(ids, device=profile.device)
+
+
+def _timer(model: HeadedClassifier, profile: HardwareProfile) -> benchmark.Timer:
+    model.eval().to(profile.device)
+    ids, mask = _inputs(model, profile)
+
+    def call() -> None:
+        with torch.inference_mode():
+            model(ids, mask)
+
+    return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
+
+
+def _calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float) -> int:
+    per_call = timer.timeit(max(1, warmup)).mean
+    return max(1, int(min_run_s / max(per_call, 1e-9)) + 1) if per_call < min_run_s else 1
+
+
+def _latency(samples_s: list[float], profile: HardwareProfile) -> Latency:
+    ms = [1000.0 * s for s in samples_s]
+    q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+    return Latency(statistics.median(ms), q[2] - q[0], tuple(ms), profile)
+
+
+def measure_latency(model: HeadedClassifier, profile: HardwareProfile, *, repeats: int = 15, warmup: int = 3,
+                    min_run_s: float = 0.05) -> Latency:
+    """Median time of one forward pass of a batch on ``profile``."""
+    timer = _timer(model, profile)
+    number = _calls_per_measurement(timer, warmup, min_run_s)
+    return _latency([timer.timeit(number).mean for _ in range(repeats)], profile)
+
+
+def measure_speedup(dense: HeadedClassifier, pruned: HeadedClassifier, profile: HardwareProfile, *,
+                    repeats: int = 15, warmup: int = 3, min_run_s: float = 0.05) -> Speedup:
+    """Dense and pruned latency measured interleaved in this process; speedup is the ratio of medians."""
+    timers = {"dense": _timer(dense, profile), "pruned": _timer(pruned, profile)}
+    numbers = {k: _calls_per_measurement(t, warmup, min_run_s) for k, t in timers.items()}
+    samples: dict[str, list[float]] = {"dense": [], "pruned": []}
+    for r in range(repeats):
+        for key in ("dense", "pruned") if r % 2 == 0 else ("pruned", "dense"):
+            samples[key].append(timers[key].timeit(numbers[key]).mean)
+    d, p = _latency(samples["dense"], profile), _latency(samples["pruned"], profile)
+    ratios = tuple(a / b for a, b in zip(samples["dense"], samples["pruned"], strict=True))
+    return Speedup(d, p, d.median_ms / p.median_ms, ratios)

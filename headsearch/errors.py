@@ -1,0 +1,23 @@
+"""One exception hierarchy. The CLI turns any ``HeadsearchError`` into a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+
+class HeadsearchError(Exception):
+    """Base class of every error headsearch raises on purpose."""
+
+
+class HeadConfigError(HeadsearchError, ValueError):
+    """A HeadConfig is malformed or does not fit the model it is applied to."""
+
+
+class DataError(HeadsearchError):
+    """A dataset file is missing or a row cannot be parsed (the message names file and line)."""
+
+
+class ModelError(HeadsearchError):
+    """A model folder or checkpoint cannot be loaded, or a model option is invalid."""
+
+
+class ExportError(HeadsearchError):
+    """An export folder is incomplete, corrupted or inconsistent."""

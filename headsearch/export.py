@@ -1,0 +1,140 @@
+"""Deployable export of a pruned model, and its loader.
+
+An export folder holds ``head_config.json`` (the heads kept), the pruned weights
+(``model.safetensors`` with ``headsearch_model.json``), the tokenizer, ``model_card.md`` with the
+objectives it was chosen on, ``model.onnx`` (inputs ``input_ids``, ``attention_mask``; output
+``logits``) and ``manifest.json`` with each file's SHA-256 so that ``load`` detects a damaged folder.
+The folder is written beside its target and renamed into place, so a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from headsearch._fs import atomic_folder
+from headsearch.errors import ExportError, ModelError
+from headsearch.heads import HeadConfig
+from headsearch.models.text_classifier import TextClassifier
+
+HEAD_CONFIG_FILE = "head_config.json"
+CARD_FILE = "model_card.md"
+ONNX_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | None = None,
+           objectives: Mapping[str, Any] | None = None, onnx: bool = True, overwrite: bool = False) -> Path:
+    """Prune ``clf`` to ``head_config`` (if given) and write a self-contained folder at ``out``."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) or choose another folder.")
+    pruned = clf.prune(head_config) if head_config is not None else clf
+    pruned.model.eval()
+    config = pruned.model.head_config
+    with atomic_folder(out) as tmp:
+        pruned.save(tmp)
+        config.save(tmp / HEAD_CONFIG_FILE)
+        if onnx:
+            _write_onnx(pruned, tmp / ONNX_FILE)
+        (tmp / CARD_FILE).write_text(_model_card(pruned, config, objectives or {}, onnx))
+        files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        (tmp / MANIFEST_FILE).write_text(json.dumps({name: _sha256(tmp / name) for name in files}, indent=2) + "\n")
+    return out
+
+
+def load(path: str | Path) -> TextClassifier:
+    """Rebuild the pruned model from an export folder alone, after checking every file's checksum."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ExportError(f"Export folder not found: {path}")
+    manifest_file = path / MANIFEST_FILE
+    if not manifest_file.is_file():
+        raise ExportError(f"{path}: no {MANIFEST_FILE}; not a headsearch export (or an incomplete one).")
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{manifest_file}: corrupted ({exc}).") from exc
+    for name, digest in manifest.items():
+        file = path / name
+        if not file.is_file():
+            raise ExportError(f"{path}: {name} is missing from the export.")
+        if _sha256(file) != digest:
+            raise ExportError(f"{file}: checksum mismatch; the file was changed or corrupted after export.")
+    try:
+        clf = TextClassifier.load(path)
+        config = HeadConfig.load(path / HEAD_CONFIG_FILE)
+    except (ModelError, ValueError) as exc:
+        raise ExportError(f"{path}: {exc}") from exc
+    if config != clf.model.head_config:
+        raise ExportError(f"{path}: {HEAD_CONFIG_FILE} does not match the heads present in the weights.")
+    return clf
+
+
+def _write_onnx(clf: TextClassifier, file: Path) -> None:
+    model = clf.model
+    ids, mask = clf.encode(["an example sentence for tracing", "another"])
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.spec.max_positions)
+    dynamic = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (ids, mask), str(file), dynamo=True, dynamic_shapes=dynamic,
+                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                              verbose=False, optimize=True)
+    except Exception as exc:  # the exporter raises many types; the user needs to know ONNX failed
+        raise ExportError(f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False (CLI: --no-onnx).") from exc
+    finally:
+        quiet.setLevel(level)
+
+
+def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool) -> str:
+    spec = clf.model.spec
+    rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
+    per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
+    return f"""# headsearch export
+
+Base model: `{clf.source}` ({spec.num_layers} layers x {spec.num_heads} heads, hidden {spec.hidden_size}).
+Heads kept: {config.total_kept} of {config.total_heads} ({config.fraction_kept:.1%}); the removed heads'
+weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.
+Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
+
+## Objectives
+
+| objective | value |
+|---|---|
+{rows or "| (none recorded) | |"}
+
+## Heads kept per layer
+
+| layer | count | heads |
+|---|---|---|
+{per_layer}
+
+## Loading
+
+```python
+from headsearch.export import load
+clf = load("path/to/this/folder")
+clf.predict(["some text"])
+```
+{"ONNX: `model.onnx` takes `input_ids` and `attention_mask` (int64, [batch, seq]) and returns `logits`." if onnx else ""}
+"""

@@ -1,0 +1,106 @@
+"""TextClassifier: a HeadedClassifier with its tokenizer and labels, saved and loaded as one folder.
+
+The folder format is shared by training checkpoints and exports:
+``headsearch_model.json`` (architecture, kept heads, tokenizer kind, labels), ``model.safetensors``
+and the tokenizer's files. Weights are read with safetensors only: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from headsearch.data.tokenizers import Tokenizer, load_tokenizer
+from headsearch.errors import HeadConfigError, ModelError
+from headsearch.heads import HeadConfig
+from headsearch.models.classifier import EncoderSpec, HeadedClassifier
+
+MODEL_FILE = "headsearch_model.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TextClassifier:
+    model: HeadedClassifier
+    tokenizer: Tokenizer
+    label_names: tuple[str, ...]
+    max_length: int
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tokenizer.encode(texts, self.max_length)
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64, gates: torch.Tensor | None = None) -> torch.Tensor:
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(texts), batch_size):
+            ids, mask = self.encode(texts[start:start + batch_size])
+            out.append(self.model(ids.to(device), mask.to(device), gates=gates).float().cpu())
+        return torch.cat(out) if out else torch.empty(0, len(self.label_names))
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
+        return [self.label_names[i] for i in self.logits(texts, batch_size=batch_size).argmax(-1).tolist()]
+
+    def prune(self, config: HeadConfig) -> TextClassifier:
+        return replace(self, model=self.model.prune(config))
+
+    # -- one folder ---------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        """Write into an existing, empty folder (callers wrap this in ``atomic_folder``)."""
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "spec": self.model.spec.to_dict(),
+            "head_config": self.model.head_config.to_dict(),
+            "tokenizer": self.tokenizer.kind,
+            "label_names": list(self.label_names),
+            "max_length": self.max_length,
+            "source": self.source,
+            "meta": self.meta,
+        }
+        (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE))
+        self.tokenizer.save(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TextClassifier:
+        folder = Path(folder)
+        if not (folder / MODEL_FILE).is_file():
+            raise ModelError(f"{folder}: no {MODEL_FILE}; not a headsearch model folder.")
+        try:
+            meta = json.loads((folder / MODEL_FILE).read_text())
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ModelError(f"{folder / MODEL_FILE}: format_version {meta.get('format_version')!r}, "
+                                 f"this headsearch reads {FORMAT_VERSION}.")
+            spec = EncoderSpec.from_dict(meta["spec"])
+            config = HeadConfig.from_dict(meta["head_config"])
+            labels, max_length, kind = tuple(meta["label_names"]), int(meta["max_length"]), meta["tokenizer"]
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, ModelError | HeadConfigError):
+                raise ModelError(f"{folder / MODEL_FILE}: {exc}") from exc
+            raise ModelError(f"{folder / MODEL_FILE}: malformed ({exc!r}).") from exc
+        model = HeadedClassifier(spec, config)
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelError(f"{folder}: {WEIGHTS_FILE} is missing.")
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types for truncated/corrupted files
+            raise ModelError(f"{weights}: cannot read the weights ({exc}).") from exc
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ModelError(f"{weights}: weights do not match {MODEL_FILE} ({first}).") from exc
+        model.eval()
+        return cls(model, load_tokenizer(folder, kind), labels, max_length, meta.get("source", ""), meta.get("meta", {}))
