@@ -118,7 +118,7 @@ class SelfAttention(nn.Module):
         n = len(self.heads)
         if n == 0:
             # No head left: the block reduces to the output projection's bias (what all-zero gates give).
-            return self.output.bias.expand(batch, seq, hidden)
+            return torch.zeros_like(x) + self.output.bias
 
         def split(t: torch.Tensor) -> torch.Tensor:
             return t.view(batch, seq, n, self.head_dim).transpose(1, 2)

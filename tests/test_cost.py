@@ -1,0 +1,90 @@
+"""Analytic cost against torch's own counters; latency records its profile (no timing is asserted)."""
+
+import random
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from headsearch import HeadConfig
+from headsearch.cost import HardwareProfile, activation_bytes, count_flops, count_params, measure_latency, measure_speedup
+from headsearch.errors import ModelError
+
+
+def counted_flops(model, seq_len: int) -> int:
+    ids = torch.randint(2, model.spec.vocab_size, (1, seq_len))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(ids, torch.ones_like(ids))
+    return counter.get_total_flops()
+
+
+def configs(model):
+    rng = random.Random(0)
+    dense = HeadConfig.dense(model.num_layers, model.num_heads)
+    out = [dense, HeadConfig(((),) * model.num_layers, model.num_heads)]
+    for _ in range(3):
+        out.append(HeadConfig(tuple(tuple(rng.sample(range(model.num_heads), rng.randint(0, model.num_heads)))
+                                    for _ in range(model.num_layers)), model.num_heads))
+    return out
+
+
+def test_flops_match_flop_counter(any_model):
+    model = any_model.model
+    for config in configs(model):
+        analytic = count_flops(model.spec, config, seq_len=16).total
+        measured = counted_flops(model.prune(config), 16)
+        assert analytic == pytest.approx(measured, rel=0.02)
+
+
+@pytest.mark.slow
+def test_flops_match_flop_counter_minilm(minilm_clf):
+    model = minilm_clf.model
+    for config in configs(model)[:3]:
+        analytic = count_flops(model.spec, config, seq_len=64).total
+        assert analytic == pytest.approx(counted_flops(model.prune(config), 64), rel=0.02)
+
+
+def test_flop_breakdown_scales_with_heads(tiny_builtin):
+    spec = tiny_builtin.model.spec
+    dense = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), 16)
+    half = count_flops(spec, HeadConfig(tuple((0, 1) for _ in range(spec.num_layers)), spec.num_heads), 16)
+    assert half.attention * 2 == dense.attention  # attention is linear in heads kept
+    assert half.ffn == dense.ffn and half.classifier == dense.classifier
+    # the s^2 terms are there: 2*s*s*a for scores and for values, per layer
+    assert dense.attention_scores == dense.attention_values == spec.num_layers * 2 * 16 * 16 * spec.hidden_size
+
+
+def test_params_are_exact(any_model):
+    model = any_model.model
+    for config in configs(model):
+        assert count_params(model.spec, config) == sum(p.numel() for p in model.prune(config).parameters())
+
+
+def test_activation_memory_shrinks_with_heads(tiny_builtin):
+    spec = tiny_builtin.model.spec
+    dense = activation_bytes(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), 16, batch_size=2)
+    one = activation_bytes(spec, HeadConfig(((0,),) * spec.num_layers, spec.num_heads), 16, batch_size=2)
+    assert 0 < one < dense
+    assert activation_bytes(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), 16, batch_size=4) == 2 * dense
+
+
+def test_profile_records_the_machine():
+    p = HardwareProfile(threads=1, batch_size=2, seq_len=8)
+    d = p.to_dict()
+    assert d["cpu"] and d["torch_version"] == torch.__version__
+    assert {"device", "threads", "batch_size", "seq_len", "cpu", "torch_version"} <= set(d)
+    with pytest.raises(ModelError, match="'threads' parameter of HardwareProfile"):
+        HardwareProfile(threads=0)
+
+
+def test_latency_and_speedup_are_measured(tiny_builtin):
+    model = tiny_builtin.model
+    profile = HardwareProfile(threads=1, batch_size=2, seq_len=8)
+    lat = measure_latency(model, profile, repeats=3, warmup=1, min_run_s=0.001)
+    assert lat.median_ms > 0 and len(lat.samples_ms) == 3 and lat.profile == profile
+    pruned = model.prune(HeadConfig(((0,),) * model.num_layers, model.num_heads))
+    result = measure_speedup(model, pruned, profile, repeats=4, warmup=1, min_run_s=0.001)
+    assert len(result.pair_ratios) == 4
+    assert result.speedup == pytest.approx(result.dense.median_ms / result.pruned.median_ms)
+    with pytest.raises(ModelError, match="exceeds the model's 16 positions"):
+        measure_latency(model, HardwareProfile(seq_len=64), repeats=1)
