@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,14 @@ def _sha256(path: Path) -> str:
 
 
 def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | None = None,
-           objectives: Mapping[str, Any] | None = None, onnx: bool = True, overwrite: bool = False) -> Path:
-    """Prune ``clf`` to ``head_config`` (if given) and write a self-contained folder at ``out``."""
+           objectives: Mapping[str, Any] | None = None,
+           evaluate: Callable[[TextClassifier], Mapping[str, Any]] | None = None,
+           onnx: bool = True, overwrite: bool = False) -> Path:
+    """Prune ``clf`` to ``head_config`` (if given) and write a self-contained folder at ``out``.
+
+    ``evaluate``, when given, is called on the model *reloaded from the written weights* and its
+    results join ``objectives`` in the model card: figures are those of the artefact itself.
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) or choose another folder.")
@@ -52,7 +58,10 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
         config.save(tmp / HEAD_CONFIG_FILE)
         if onnx:
             _write_onnx(pruned, tmp / ONNX_FILE)
-        (tmp / CARD_FILE).write_text(_model_card(pruned, config, objectives or {}, onnx))
+        figures = dict(objectives or {})
+        if evaluate is not None:
+            figures.update(evaluate(TextClassifier.load(tmp)))
+        (tmp / CARD_FILE).write_text(_model_card(pruned, config, figures, onnx))
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
         (tmp / MANIFEST_FILE).write_text(json.dumps({name: _sha256(tmp / name) for name in files}, indent=2) + "\n")
     return out

@@ -13,7 +13,6 @@ value products (it does not count CPU SDPA kernels).
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,8 +123,10 @@ class SelfAttention(nn.Module):
             return t.view(batch, seq, n, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim) + mask_bias
-        probs = scores.softmax(dim=-1)
+        # scale q (s x d values), not the scores (s x s per head), and add the mask in place: the s x s
+        # passes are what dominates small-head models on CPU
+        scores = torch.matmul(q * (self.head_dim ** -0.5), k.transpose(-1, -2))
+        probs = scores.add_(mask_bias).softmax(dim=-1)
         context = torch.matmul(probs, v)  # [batch, n, seq, head_dim]
         if gates is not None:
             context = context * gates.index_select(1, self.head_index)[:, :, None, None]

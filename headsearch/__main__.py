@@ -1,0 +1,3 @@
+from headsearch.cli import main
+
+main()
