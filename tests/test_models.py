@@ -217,3 +217,19 @@ def test_frozen_encoder_only_moves_the_classifier(tiny_bert):
     after = tiny_bert.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"classifier.weight", "classifier.bias"}
+
+
+def test_broken_model_folder_is_named(tiny_builtin, tmp_path):
+    tiny_builtin.save(tmp_path)
+    meta = json.loads((tmp_path / "headsearch_model.json").read_text())
+    meta["head_config"]["kept"][0] = [99]
+    (tmp_path / "headsearch_model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"headsearch_model\.json: Layer 0 lists head 99, out of range"):
+        TextClassifier.load(tmp_path)
+    del meta["spec"]
+    (tmp_path / "headsearch_model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="malformed"):
+        TextClassifier.load(tmp_path)
+    (tmp_path / "headsearch_model.json").write_text("{")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        TextClassifier.load(tmp_path)

@@ -123,8 +123,8 @@ class SelfAttention(nn.Module):
             return t.view(batch, seq, n, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        # scale q (s x d values), not the scores (s x s per head), and add the mask in place: the s x s
-        # passes are what dominates small-head models on CPU
+        # scale q (s x d values) rather than the scores (s x s per head) and add the mask in place:
+        # two fewer passes over the score maps
         scores = torch.matmul(q * (self.head_dim ** -0.5), k.transpose(-1, -2))
         probs = scores.add_(mask_bias).softmax(dim=-1)
         context = torch.matmul(probs, v)  # [batch, n, seq, head_dim]

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from headsearch.data.tokenizers import Tokenizer, load_tokenizer
-from headsearch.errors import HeadConfigError, ModelError
+from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier
 
@@ -79,15 +79,18 @@ class TextClassifier:
             raise ModelError(f"{folder}: no {MODEL_FILE}; not a headsearch model folder.")
         try:
             meta = json.loads((folder / MODEL_FILE).read_text())
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise ModelError(f"{folder / MODEL_FILE}: format_version {meta.get('format_version')!r}, "
-                                 f"this headsearch reads {FORMAT_VERSION}.")
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{folder / MODEL_FILE}: not valid JSON ({exc}).") from exc
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            found = meta.get("format_version") if isinstance(meta, dict) else None
+            raise ModelError(f"{folder / MODEL_FILE}: format_version {found!r}, this headsearch reads {FORMAT_VERSION}.")
+        try:
             spec = EncoderSpec.from_dict(meta["spec"])
             config = HeadConfig.from_dict(meta["head_config"])
             labels, max_length, kind = tuple(meta["label_names"]), int(meta["max_length"]), meta["tokenizer"]
+        except HeadsearchError as exc:
+            raise ModelError(f"{folder / MODEL_FILE}: {exc}") from exc
         except (ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, ModelError | HeadConfigError):
-                raise ModelError(f"{folder / MODEL_FILE}: {exc}") from exc
             raise ModelError(f"{folder / MODEL_FILE}: malformed ({exc!r}).") from exc
         model = HeadedClassifier(spec, config)
         weights = folder / WEIGHTS_FILE
