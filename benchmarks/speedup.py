@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=11, help="interleaved measurements per model (median)")
+    parser.add_argument("--repeats", type=int, default=21, help="interleaved measurements per model (median)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

@@ -77,7 +77,7 @@ def train(
     if train_rows is not None:
         train_data = train_data.sample(train_rows, seed=seed)
     dev = load_split(dataset, "dev", data_dir)
-    recipe: dict = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None, "model": model,
+    recipe: dict = {"dataset": dataset, "data_dir": str(data_dir.resolve()) if data_dir else None, "model": model,
                     "max_length": max_length, "seed": seed}
     if model == "builtin":
         shape = BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn,
@@ -101,7 +101,7 @@ def train(
     typer.echo(f"dev accuracy {accuracy(clf, dev):.4f} on {dev.name} ({len(dev)} rows)")
     typer.echo(f"{spec.num_layers} layers x {spec.num_heads} heads; {count_flops(spec, dense, max_length).total / 1e6:.1f} "
                f"MFLOPs per example at {max_length} tokens; {latency.median_ms:.2f} ms per example (1 thread)")
-    typer.echo(f"Saved {out}")
+    typer.echo(f"Model folder {out} (reused by later runs with the same data, model and settings)")
 
 
 @app.command()

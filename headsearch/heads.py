@@ -153,7 +153,11 @@ class HeadConfig:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """JSON with one line per layer, so a diff of two configurations reads layer by layer."""
+        d = self.to_dict()
+        layers = ",\n    ".join(json.dumps(layer) for layer in d["kept"])
+        return (f'{{\n  "num_layers": {d["num_layers"]},\n  "num_heads": {d["num_heads"]},\n'
+                f'  "fraction_kept": {d["fraction_kept"]},\n  "kept": [\n    {layers}\n  ]\n}}')
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")

@@ -89,3 +89,19 @@ def test_word_tokenizer(tmp_path):
     assert ids.tolist() == [[2, 1], [tok.vocab.index("film"), 0]] and mask.tolist() == [[1, 1], [1, 0]]
     tok.save(tmp_path)
     assert WordTokenizer.load(tmp_path).vocab == tok.vocab
+
+
+def test_hf_dataset_from_disk(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the optional extra headsearch[datasets] is not installed")
+    from headsearch.data import load_hf_dataset
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})
+    train = datasets.Dataset.from_dict({"text": ["good", "bad", "fine"], "label": [1, 0, 1]}, features=features)
+    datasets.DatasetDict({"train": train}).save_to_disk(str(tmp_path / "ds"))
+    ds = load_hf_dataset(str(tmp_path / "ds"), "train")
+    assert ds.texts == ("good", "bad", "fine") and ds.labels == (1, 0, 1) and ds.label_names == ("neg", "pos")
+    with pytest.raises(DataError, match=r"no column\(s\) \['sentence'\]"):
+        load_hf_dataset(str(tmp_path / "ds"), "train", text_column="sentence")
+    with pytest.raises(DataError, match="Could not load"):
+        load_hf_dataset(str(tmp_path / "ds"), "test")

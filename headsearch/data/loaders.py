@@ -119,15 +119,28 @@ def load_table(
 
 
 def load_hf_dataset(name: str, split: str, *, text_column: str = "text", label_column: str = "label") -> TextDataset:
-    """A split of a Hugging Face ``datasets`` dataset already in the local cache (nothing is downloaded here)."""
+    """A split of a Hugging Face ``datasets`` dataset: a folder written by ``save_to_disk``, or a dataset
+    name that ``datasets.load_dataset`` resolves (from its local cache here: these machines have no hub)."""
     try:
         import datasets
     except ImportError as exc:
         raise DataError("Loading a Hugging Face dataset needs `pip install headsearch[datasets]`.") from exc
     try:
-        ds = datasets.load_dataset(name, split=split, download_mode="reuse_cache_if_exists")
+        if Path(name).is_dir():
+            ds = datasets.load_from_disk(name)
+            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+        else:
+            ds = datasets.load_dataset(name, split=split)
     except Exception as exc:  # datasets raises many types; the user needs the name and the cause
         raise DataError(f"Could not load the Hugging Face dataset {name!r} split {split!r}: {exc}") from exc
-    feature = ds.features.get(label_column)
-    names = tuple(feature.names) if hasattr(feature, "names") else tuple(str(v) for v in sorted(set(ds[label_column])))
-    return TextDataset(tuple(ds[text_column]), tuple(int(v) for v in ds[label_column]), names, f"{name}/{split}")
+    missing = [c for c in (text_column, label_column) if c not in ds.column_names]
+    if missing:
+        raise DataError(f"Hugging Face dataset {name!r} has no column(s) {missing}; it has {ds.column_names}.")
+    feature = ds.features[label_column]
+    if hasattr(feature, "names"):
+        names, labels = tuple(feature.names), tuple(int(v) for v in ds[label_column])
+    else:
+        values = sorted(set(ds[label_column]))
+        index = {v: i for i, v in enumerate(values)}
+        names, labels = tuple(str(v) for v in values), tuple(index[v] for v in ds[label_column])
+    return TextDataset(tuple(ds[text_column]), labels, names, f"{Path(name).name}/{split}")
