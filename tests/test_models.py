@@ -233,3 +233,13 @@ def test_broken_model_folder_is_named(tiny_builtin, tmp_path):
     (tmp_path / "headsearch_model.json").write_text("{")
     with pytest.raises(ModelError, match="not valid JSON"):
         TextClassifier.load(tmp_path)
+
+
+def test_logits_with_per_example_gates_across_batches(tiny_builtin):
+    model = tiny_builtin.model
+    rng = random.Random(4)
+    configs = [random_config(model, rng) for _ in TEXTS]
+    gates = torch.stack([torch.tensor(c.mask()) for c in configs])
+    batched = tiny_builtin.logits(TEXTS, batch_size=3, gates=gates)
+    for i, c in enumerate(configs):
+        assert torch.allclose(batched[i], tiny_builtin.prune(c).logits([TEXTS[i]])[0], atol=1e-4)

@@ -28,6 +28,8 @@ FORMAT_VERSION = 1
 
 @dataclass
 class TextClassifier:
+    """What a user classifies texts with: the model, its tokenizer, label names and truncation length."""
+
     model: HeadedClassifier
     tokenizer: Tokenizer
     label_names: tuple[str, ...]
@@ -45,14 +47,16 @@ class TextClassifier:
         out = []
         for start in range(0, len(texts), batch_size):
             ids, mask = self.encode(texts[start:start + batch_size])
-            out.append(self.model(ids.to(device), mask.to(device), gates=gates).float().cpu())
+            g = gates[start:start + batch_size] if gates is not None and gates.dim() == 3 else gates
+            g = None if g is None else g.to(device)
+            out.append(self.model(ids.to(device), mask.to(device), gates=g).float().cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.label_names))
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
         return [self.label_names[i] for i in self.logits(texts, batch_size=batch_size).argmax(-1).tolist()]
 
     def prune(self, config: HeadConfig) -> TextClassifier:
-        return replace(self, model=self.model.prune(config))
+        return replace(self, model=self.model.prune(config), meta=dict(self.meta))
 
     # -- one folder ---------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
