@@ -1,6 +1,7 @@
-"""The ``headsearch`` command line: train a base model, price a head configuration, export it.
+"""The ``headsearch`` command line: run studies, inspect and compare them, train, price and export models.
 
-Every error headsearch raises on purpose is printed as one line and exits with code 2.
+Every error headsearch raises on purpose is printed as one line and exits with code 2; ``--debug``
+anywhere on the command line shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -71,30 +72,21 @@ def train(
     from headsearch.cost import HardwareProfile, count_flops, measure_latency
     from headsearch.data import load_split
     from headsearch.heads import HeadConfig
-    from headsearch.models import BuiltinConfig, TrainConfig, accuracy, build_builtin, load_bert, train_or_load
+    from headsearch.models import BuiltinConfig, accuracy
+    from headsearch.models.recipe import BaseModelRecipe, base_model
 
     train_data = load_split(dataset, "train", data_dir)
     if train_rows is not None:
         train_data = train_data.sample(train_rows, seed=seed)
     dev = load_split(dataset, "dev", data_dir)
-    recipe: dict = {"dataset": dataset, "data_dir": str(data_dir.resolve()) if data_dir else None, "model": model,
-                    "max_length": max_length, "seed": seed}
-    if model == "builtin":
-        shape = BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn,
-                              max_length=max_length)
-        recipe["builtin"] = shape.to_dict()
-
-        def build():
-            return build_builtin(train_data, shape, seed=seed)
-    else:
-        def build():
-            return load_bert(model, label_names=train_data.label_names, max_length=max_length, seed=seed)
-
-    settings = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, freeze_encoder=freeze_encoder,
-                           learning_rate=lr if lr is not None else (1e-3 if model == "builtin" else 5e-5))
+    recipe = BaseModelRecipe(
+        source=model, dataset=dataset, data_dir=str(data_dir.resolve()) if data_dir else None, max_length=max_length,
+        seed=seed, builtin=BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn),
+        epochs=epochs, learning_rate=lr, batch_size=batch_size, freeze_encoder=freeze_encoder,
+    )
     out = out or Path("runs") / f"{dataset}-{Path(model).name}" / "model"
     typer.echo(f"Training {model} on {train_data.name} ({len(train_data)} rows), checkpoint {out}")
-    clf = train_or_load(out, build, recipe, train_data, settings)
+    clf = base_model(recipe, train_data, out)
     spec = clf.model.spec
     dense = HeadConfig.dense(spec.num_layers, spec.num_heads)
     latency = measure_latency(clf.model, HardwareProfile(threads=1, batch_size=1, seq_len=max_length), repeats=7)
@@ -140,11 +132,16 @@ def cost(
 
 @app.command()
 def export(
-    model_dir: ModelDir,
-    out: Annotated[Path, typer.Argument(help="Export folder to create.")],
+    source: Annotated[Path, typer.Argument(help="A run folder (`headsearch run`) or a model folder (`headsearch train`).")],
+    out: Annotated[Path | None, typer.Option(help="Folder to create (default RUN/export; required for a model folder).")] = None,
     heads: HeadsFile = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset whose dev split the accuracy in the model card "
-                                                      "is measured on (default: the model's own).")] = None,
+    pick: Annotated[str | None, typer.Option(help="From a run: knee, max-accuracy or min-flops of the combined front.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="From a run: the strategy of --trial.")] = None,
+    trial: Annotated[int | None, typer.Option(help="From a run: this trial of --strategy.")] = None,
+    max_accuracy_drop: Annotated[float | None, typer.Option(help="With --pick: only points within this much of dense "
+                                                                 "accuracy (0.01 = 1 point).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset whose dev split the model card's accuracy is measured on "
+                                                      "(default: the model's own).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of that dataset.")] = None,
     onnx: Annotated[bool, typer.Option(help="Also write model.onnx.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
@@ -153,32 +150,164 @@ def export(
     threads: Threads = 1,
     repeats: Repeats = 11,
 ) -> None:
-    """Prune a model to a head configuration and write a folder a deployment loads with headsearch.export.load."""
+    """Prune to a head configuration and write a folder a deployment loads with headsearch.export.load.
+
+    From a run folder choose the configuration with --pick or --strategy/--trial; from a model folder
+    give it with --heads. Accuracy, FLOPs and speedup in the model card are measured on the written model.
+    """
     from headsearch.cost import HardwareProfile
     from headsearch.export import export as write_export
     from headsearch.heads import HeadConfig
     from headsearch.models import TextClassifier
-    from headsearch.objectives import evaluate
+    from headsearch.objectives import Evaluator
+    from headsearch.study import RUN_FILE
 
+    if (source / RUN_FILE).is_file():
+        config, chosen = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
+        if heads:
+            raise HeadsearchError("--heads is for a model folder; from a run use --pick or --strategy/--trial.")
+        model_dir, out = source / "model", out or source / "export"
+        typer.echo(f"Chosen: {chosen}")
+    else:
+        if pick or trial is not None:
+            raise HeadsearchError(f"{source} is not a run folder (no {RUN_FILE}); --pick/--trial need one.")
+        if out is None:
+            raise HeadsearchError("Exporting from a model folder needs --out.")
+        model_dir, config = source, HeadConfig.load(heads) if heads else None
     clf = TextClassifier.load(model_dir)
-    config = HeadConfig.load(heads) if heads else clf.model.head_config
+    config = config or clf.model.head_config
     dev = _dev_split(clf, dataset, data_dir)
     profile = HardwareProfile(threads=threads, batch_size=batch_size,
                               seq_len=min(seq_len, clf.model.spec.max_positions))
     written = write_export(
         clf, out, head_config=config, onnx=onnx, overwrite=overwrite,
-        evaluate=lambda artefact: evaluate(artefact, clf.model, dev, profile, repeats=repeats).to_dict()
+        evaluate=lambda artefact: Evaluator(clf, dev, profile, repeats=repeats).evaluate_model(artefact.model).to_dict()
         | {"profile": json.dumps(profile.to_dict())},
     )
     typer.echo(f"Exported {config} to {written}")
     typer.echo((written / "model_card.md").read_text().split("## Heads kept")[0].split("## Objectives")[1].strip())
 
 
+def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, trial: int | None,
+                     max_accuracy_drop: float | None):
+    from headsearch.heads import HeadConfig
+    from headsearch.pareto import pick as pick_point
+    from headsearch.study import load_points, load_run
+
+    points = load_points(run_dir)
+    if trial is not None:
+        if strategy is None:
+            raise HeadsearchError("--trial needs --strategy (trial numbers are per strategy).")
+        found = [p for p in points if p.strategy == strategy and p.trial == trial]
+        if not found:
+            raise HeadsearchError(f"No completed trial {trial} of strategy {strategy!r} in {run_dir}.")
+        chosen = found[0]
+    else:
+        dense = load_run(run_dir)["dense"]["accuracy"]
+        chosen = pick_point(points, pick or "knee", max_accuracy_drop=max_accuracy_drop, dense_accuracy=dense)
+    label = (f"{chosen.strategy} trial {chosen.trial}: accuracy {chosen.accuracy:.4f}, FLOPs ratio "
+             f"{chosen.flops_ratio:.3f}, {chosen.objectives.get('heads_kept')} heads")
+    return HeadConfig.from_dict(chosen.head_config), label
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="A study YAML, e.g. studies/quickstart.yaml.")],
+    n_trials: Annotated[int | None, typer.Option(help="Trials per strategy (overrides the study).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in the output folder.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: the study's output, else runs/NAME).")] = None,
+) -> None:
+    """Run a study: train or reuse the dense model, search every strategy, write the report."""
+    from headsearch.study import run_study
+    from headsearch.study_config import load_study
+
+    config = load_study(study, output=out)
+    run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo)
+    _report(run_dir)
+
+
+def _summary(run_dir: Path):
+    from headsearch.report import summarise
+    from headsearch.study import load_points, load_run
+
+    info = load_run(run_dir)
+    return info, summarise(load_points(run_dir), info["dense"]["accuracy"], info["strategies"])
+
+
+def _report(run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from headsearch.report import front_rows, write_report
+
+    info, summary = _summary(run_dir)
+    files = write_report(run_dir, summary, f"headsearch: {info['name']}")
+    table = Table(title=f"{info['name']}: per-strategy fronts (dense accuracy {summary.dense_accuracy:.4f})")
+    for col in ("strategy", "trials", "front", "HV acc x FLOPs", "HV 3-obj", "best accuracy"):
+        table.add_column(col)
+    for s in summary.strategies:
+        table.add_row(s.strategy, str(len(s.points)), str(len(s.front)), f"{s.hypervolume:.4f}", f"{s.hypervolume_3d:.4f}",
+                      f"{max((p.accuracy for p in s.points), default=float('nan')):.4f}")
+    front = Table(title="combined front")
+    for col in ("strategy", "trial", "accuracy", "FLOPs ratio", "latency ratio", "heads", "heads per layer"):
+        front.add_column(col)
+    for row in front_rows(summary.combined_front):
+        front.add_row(*row)
+    console = Console()
+    console.print(table)
+    console.print(front)
+    if summary.knee is not None:
+        console.print(f"knee: {summary.knee.strategy} trial {summary.knee.trial}")
+    console.print("wrote " + ", ".join(str(f) for f in files))
+
+
+@app.command()
+def show(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Print a run's per-strategy fronts and hypervolumes, and rewrite its plots and report."""
+    _report(run_dir)
+
+
+@app.command()
+def plot(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Write pareto.png, pareto.html and report.md for a run."""
+    from headsearch.report import write_report
+
+    info, summary = _summary(run_dir)
+    for f in write_report(run_dir, summary, f"headsearch: {info['name']}"):
+        typer.echo(f"wrote {f}")
+
+
+@app.command()
+def compare(run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")]) -> None:
+    """Hypervolume of every strategy in several runs, side by side."""
+    from headsearch.report import markdown_table
+
+    for run_dir in run_dirs:
+        info, summary = _summary(run_dir)
+        typer.echo(f"\n## {run_dir} ({info['name']}, dense accuracy {summary.dense_accuracy:.4f})\n")
+        typer.echo(markdown_table(summary))
+
+
+@app.command()
+def strategies() -> None:
+    """List every strategy, built-in or plug-in, with where it comes from and its search space."""
+    from headsearch.strategies import available
+
+    for info in available().values():
+        doc = (info.cls.__doc__ or sys.modules[info.cls.__module__].__doc__ or "").strip().splitlines()[0]
+        typer.echo(f"{info.name:12} {info.origin:12} {info.cls.search_space:18} {doc}")
+
+
 def main() -> None:
-    """Entry point: one-line errors and exit code 2 for anything headsearch rejects."""
+    """Entry point: one-line errors and exit code 2 for anything headsearch rejects (``--debug``: traceback)."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
     try:
         app()
     except HeadsearchError as exc:
+        if debug:
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

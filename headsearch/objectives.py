@@ -1,19 +1,20 @@
 """Objectives of a pruned model: accuracy, FLOPs, measured latency and speedup, parameters.
 
-Directions of every objective are declared here, once. Latency and speedup are measured on the model
-passed in, which must be the structurally pruned one (masking is not speed).
+Directions of every objective are declared here, once. Latency and speedup are measured on the
+structurally pruned model, never on a masked one (masking is not speed).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
+
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.models.training import accuracy
 
 DIRECTIONS = {
     "accuracy": "maximize",
@@ -41,22 +42,55 @@ class Objectives:
         return asdict(self)
 
 
-def evaluate(pruned: TextClassifier, dense: HeadedClassifier, data: TextDataset, profile: HardwareProfile, *,
-             repeats: int = 11) -> Objectives:
-    """Accuracy of ``pruned`` on ``data``; its analytic cost; its speedup over ``dense`` measured interleaved."""
-    spec, config = pruned.model.spec, pruned.model.head_config
-    flops = count_flops(spec, config, profile.seq_len).total
-    dense_flops = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), profile.seq_len).total
-    timing = measure_speedup(dense, pruned.model, profile, repeats=repeats)
-    return Objectives(
-        accuracy=accuracy(pruned, data),
-        flops=flops,
-        flops_ratio=flops / dense_flops,
-        params=count_params(spec, config),
-        latency_ms=timing.pruned.median_ms,
-        dense_latency_ms=timing.dense.median_ms,
-        speedup=timing.speedup,
-        heads_kept=config.total_kept,
-        fraction_kept=config.fraction_kept,
-        eval_split=data.name,
-    )
+class Evaluator:
+    """Scores candidates against one dense model on one split and hardware profile.
+
+    The split is tokenised once; evaluations are memoised by HeadConfig (a study proposes the same
+    configuration many times); latency is the pruned model's, measured interleaved with the dense one.
+    """
+
+    def __init__(self, dense: TextClassifier, data: TextDataset, profile: HardwareProfile, *, repeats: int = 11,
+                 batch_size: int = 64):
+        self.dense = dense
+        self.data = data
+        self.profile = profile
+        self.repeats = repeats
+        self._batches = [dense.encode(data.texts[i:i + batch_size]) for i in range(0, len(data), batch_size)]
+        self._labels = torch.tensor(data.labels)
+        spec = dense.model.spec
+        self._dense_flops = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), profile.seq_len).total
+        self._memo: dict[HeadConfig, Objectives] = {}
+
+    @torch.inference_mode()
+    def accuracy(self, model: HeadedClassifier) -> float:
+        model.eval()
+        predictions = torch.cat([model(ids, mask).argmax(-1) for ids, mask in self._batches])
+        return (predictions == self._labels).float().mean().item()
+
+    def evaluate(self, config: HeadConfig) -> Objectives:
+        """Objectives of the dense model structurally pruned to ``config`` (memoised)."""
+        if config not in self._memo:
+            self._memo[config] = self.evaluate_model(self.dense.model.prune(config))
+        return self._memo[config]
+
+    def remember(self, config: HeadConfig, objectives: Objectives) -> None:
+        """Reuse objectives measured earlier (a resumed study's completed trials)."""
+        self._memo.setdefault(config, objectives)
+
+    def evaluate_model(self, model: HeadedClassifier) -> Objectives:
+        """Objectives of an already pruned model (for example one reloaded from an export)."""
+        spec, config = model.spec, model.head_config
+        flops = count_flops(spec, config, self.profile.seq_len).total
+        timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+        return Objectives(
+            accuracy=self.accuracy(model),
+            flops=flops,
+            flops_ratio=flops / self._dense_flops,
+            params=count_params(spec, config),
+            latency_ms=timing.pruned.median_ms,
+            dense_latency_ms=timing.dense.median_ms,
+            speedup=timing.speedup,
+            heads_kept=config.total_kept,
+            fraction_kept=config.fraction_kept,
+            eval_split=self.data.name,
+        )

@@ -1,0 +1,89 @@
+"""Pareto fronts of trials: non-dominated sets, hypervolume and the knee.
+
+Non-domination and hypervolume use Optuna's implementations (``optuna.study._multi_objective`` and
+``optuna._hypervolume``; private modules, pinned through the optuna version). Costs are normalised
+against dense: ``flops_ratio`` and ``latency_ratio`` (1.0 = dense). Hypervolumes are computed over
+(accuracy, flops_ratio) and (accuracy, flops_ratio, latency_ratio), minimising ``1 - accuracy`` and
+the ratios, with the reference point 1.0 on every axis: zero accuracy at dense cost. A point slower or
+costlier than dense adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from optuna._hypervolume import compute_hypervolume
+from optuna.study._multi_objective import _is_pareto_front
+
+from headsearch.errors import HeadsearchError
+
+
+@dataclass(frozen=True)
+class Point:
+    strategy: str
+    trial: int
+    accuracy: float
+    flops_ratio: float
+    latency_ratio: float
+    objectives: dict[str, Any] = field(default_factory=dict, compare=False)
+    head_config: dict[str, Any] = field(default_factory=dict, compare=False)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def losses(self, three: bool = False) -> list[float]:
+        base = [1.0 - self.accuracy, self.flops_ratio]
+        return [*base, self.latency_ratio] if three else base
+
+
+def non_dominated(points: Sequence[Point], *, three: bool = False) -> list[Point]:
+    """The points no other point beats on every objective, sorted by FLOPs."""
+    if not points:
+        return []
+    mask = _is_pareto_front(np.array([p.losses(three) for p in points]), assume_unique_lexsorted=False)
+    return sorted((p for p, keep in zip(points, mask, strict=True) if keep), key=lambda p: (p.flops_ratio, -p.accuracy))
+
+
+def hypervolume(points: Sequence[Point], *, three: bool = False) -> float:
+    """Dominated volume against the reference 1.0 on every minimised axis (see the module docstring)."""
+    losses = np.array([p.losses(three) for p in points if all(v < 1.0 for v in p.losses(three))])
+    if len(losses) == 0:
+        return 0.0
+    return float(compute_hypervolume(losses, np.ones(losses.shape[1])))
+
+
+def knee(front: Sequence[Point]) -> Point:
+    """The knee of the accuracy-vs-FLOPs front (Kneedle, concave increasing); the most accurate point when
+    the front has fewer than three points or kneed finds no knee."""
+    points = sorted(front, key=lambda p: p.flops_ratio)
+    best = max(points, key=lambda p: p.accuracy)
+    if len(points) < 3:
+        return best
+    from kneed import KneeLocator
+
+    x = [p.flops_ratio for p in points]
+    y = [p.accuracy for p in points]
+    if len(set(x)) < len(x) or max(y) == min(y):
+        return best
+    found = KneeLocator(x, y, curve="concave", direction="increasing").knee
+    return best if found is None else points[x.index(found)]
+
+
+def pick(points: Sequence[Point], rule: str, *, max_accuracy_drop: float | None = None,
+         dense_accuracy: float | None = None) -> Point:
+    """Choose one point: ``knee``, ``max-accuracy`` or ``min-flops`` of the combined front, optionally only
+    among points within ``max_accuracy_drop`` of dense accuracy."""
+    candidates = list(points)
+    if max_accuracy_drop is not None and dense_accuracy is not None:
+        candidates = [p for p in candidates if p.accuracy >= dense_accuracy - max_accuracy_drop]
+    front = non_dominated(candidates)
+    if not front:
+        raise HeadsearchError("No trial satisfies the accuracy constraint; relax --max-accuracy-drop.")
+    if rule == "knee":
+        return knee(front)
+    if rule == "max-accuracy":
+        return max(front, key=lambda p: (p.accuracy, -p.flops_ratio))
+    if rule == "min-flops":
+        return min(front, key=lambda p: (p.flops_ratio, -p.accuracy))
+    raise HeadsearchError(f"Unknown pick rule {rule!r}; choose knee, max-accuracy or min-flops.")

@@ -1,0 +1,56 @@
+"""The data step of a report: per-strategy fronts, hypervolumes and the combined knee (no drawing here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from headsearch.pareto import Point, hypervolume, knee, non_dominated
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    strategy: str
+    points: list[Point]
+    front: list[Point]
+    hypervolume: float
+    hypervolume_3d: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    strategies: list[StrategySummary]
+    combined_front: list[Point]
+    combined_hypervolume: float
+    knee: Point | None
+    dense_accuracy: float
+
+
+def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[str]) -> RunSummary:
+    per = []
+    for name in order:
+        mine = [p for p in points if p.strategy == name]
+        per.append(StrategySummary(name, mine, non_dominated(mine), hypervolume(mine), hypervolume(mine, three=True)))
+    front = non_dominated(points)
+    return RunSummary(per, front, hypervolume(points), knee(front) if front else None, dense_accuracy)
+
+
+def markdown_table(summary: RunSummary) -> str:
+    lines = [
+        "| strategy | trials | front size | HV (acc x FLOPs) | HV (acc x FLOPs x latency) | best accuracy | "
+        "fewest FLOPs within 1 pt of dense |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summary.strategies:
+        near = [p for p in s.points if p.accuracy >= summary.dense_accuracy - 0.01]
+        best = max((p.accuracy for p in s.points), default=float("nan"))
+        fewest = f"{min(p.flops_ratio for p in near):.3f}" if near else "-"
+        lines.append(f"| {s.strategy} | {len(s.points)} | {len(s.front)} | {s.hypervolume:.4f} | {s.hypervolume_3d:.4f} | "
+                     f"{best:.4f} | {fewest} |")
+    return "\n".join(lines)
+
+
+def front_rows(front: Sequence[Point]) -> list[list[str]]:
+    return [[p.strategy, str(p.trial), f"{p.accuracy:.4f}", f"{p.flops_ratio:.3f}", f"{p.latency_ratio:.3f}",
+             str(p.objectives.get("heads_kept", "")), " ".join(str(len(k)) for k in p.head_config.get("kept", []))]
+            for p in front]

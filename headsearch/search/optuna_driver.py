@@ -1,0 +1,88 @@
+"""Optuna driver: one multi-objective Optuna study per (study, strategy) in one storage, resumable.
+
+Trials go through ``ask``/``tell``: the strategy proposes, the evaluator scores, Optuna records the
+values and the trial's head configuration and objectives as user attributes. A trial that raises or
+gives NaN is recorded as failed with its reason, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from headsearch.errors import HeadsearchError
+from headsearch.heads import HeadConfig
+from headsearch.objectives import DIRECTIONS, Objectives
+from headsearch.searchspace import SearchSpace
+from headsearch.strategies.base import Strategy, StudyContext
+
+SAMPLERS = {
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    params: dict
+    objectives: Objectives | None
+    head_config: HeadConfig | None
+    description: str
+    error: str | None
+
+
+def optuna_study_name(study: str, strategy: str) -> str:
+    return f"{study}:{strategy}"
+
+
+def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int,
+               *, resume: bool) -> optuna.Study:
+    name = optuna_study_name(study, strategy)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if name in existing and not resume:
+        raise HeadsearchError(f"Optuna study {name!r} already exists in {storage}; pass --resume to continue it "
+                              "or --out to start elsewhere.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                               directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
+
+
+def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, context: StudyContext,
+               evaluate: Callable[[HeadConfig], Objectives], objectives: Sequence[str], n_trials: int,
+               on_trial: Callable[[TrialRecord], None] | None = None, progress: bool = True) -> int:
+    """Run trials until the study holds ``n_trials`` finished ones; returns how many ran now."""
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # left running by an interrupted process: record it as failed so that it is not left dangling
+        study.tell(stale.number, state=TrialState.FAIL)
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+    todo = max(0, n_trials - finished)
+    for _ in tqdm(range(todo), desc=strategy.name, unit="trial", disable=not progress, leave=False):
+        trial = study.ask()
+        params, config, description, result, error = {}, None, "", None, None
+        try:
+            params = space.suggest(trial, context.num_layers, context.num_heads)
+            candidate = strategy.propose(params, context)
+            config, description = candidate.head_config, candidate.description
+            result = evaluate(config)
+            values = [float(getattr(result, o)) for o in objectives]
+            if any(math.isnan(v) for v in values):
+                raise ValueError(f"objective is NaN: {dict(zip(objectives, values, strict=True))}")
+            trial.set_user_attr("head_config", config.to_dict())
+            trial.set_user_attr("objectives", result.to_dict())
+            trial.set_user_attr("description", description)
+            study.tell(trial, values)
+        except Exception as exc:  # a failing trial is data, not the end of the study
+            error = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", error)
+            study.tell(trial, state=TrialState.FAIL)
+            result = None
+        if on_trial is not None:
+            on_trial(TrialRecord(trial.number, params, result, config, description, error))
+    return todo

@@ -1,0 +1,73 @@
+"""MLflow tracking: a parent run per study, a nested run per strategy and one per trial.
+
+Default store: ``sqlite:///mlruns/mlflow.db`` with artefacts under ``mlruns/artifacts`` (MLflow 3's
+plain file store is deprecated); ``MLFLOW_TRACKING_URI`` or the study's ``tracking_uri`` override it.
+Parents are passed explicitly (``parent_run_id``), which keeps nesting right when trials run elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    def __init__(self, tracking_uri: str | None, experiment: str):
+        import mlflow
+
+        self.mlflow = mlflow
+        self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+        if self.uri == DEFAULT_URI:
+            Path("mlruns/artifacts").mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            location = Path("mlruns/artifacts").resolve().as_uri() if self.uri == DEFAULT_URI else None
+            self.experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+        self.commit = git_commit()
+
+    @contextmanager
+    def run(self, name: str, *, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+        """A run (nested under ``parent_run_id`` when given); yields its id."""
+        all_tags = {"git_commit": self.commit, **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        client = self.mlflow.MlflowClient()
+        run = client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        status = "FAILED"
+        try:
+            yield run.info.run_id
+            status = "FINISHED"
+        finally:
+            client.set_terminated(run.info.run_id, status=status)
+
+    def log(self, run_id: str, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            tags: Mapping[str, str] | None = None, artifacts: Mapping[str, str] | None = None) -> None:
+        """Params, metrics, tags, and small text artefacts (file name -> content) on ``run_id``."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        client = self.mlflow.MlflowClient()
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), 0, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+        for name, content in (artifacts or {}).items():
+            client.log_text(run_id, content, name)

@@ -1,0 +1,25 @@
+"""Shared head-selection helpers: how many heads a fraction means, and keeping the best-scored ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from headsearch.heads import HeadConfig
+
+
+def heads_for_fraction(fraction: float, num_layers: int, num_heads: int) -> int:
+    """Number of heads a kept fraction means, at least one per layer and at most all."""
+    total = num_layers * num_heads
+    return max(num_layers, min(total, round(fraction * total)))
+
+
+def keep_top(scores: Sequence[Sequence[float]], budget: int) -> HeadConfig:
+    """The ``budget`` highest-scored heads overall, with the best head of every layer always kept."""
+    num_heads = len(scores[0])
+    kept = {(layer, max(range(num_heads), key=lambda h: row[h])) for layer, row in enumerate(scores)}
+    ranked = sorted(((s, layer, h) for layer, row in enumerate(scores) for h, s in enumerate(row)), reverse=True)
+    for _, layer, h in ranked:
+        if len(kept) >= budget:
+            break
+        kept.add((layer, h))
+    return HeadConfig(tuple(tuple(h for (lay, h) in kept if lay == layer) for layer in range(len(scores))), num_heads)

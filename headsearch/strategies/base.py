@@ -1,0 +1,70 @@
+"""The Strategy plug-in contract: a once-per-study ``prepare`` and ``propose(params, context) -> Candidate``.
+
+A strategy knows nothing of Optuna, Ray, MLflow or the CLI: a driver samples ``params`` from the
+strategy's search space and calls ``propose``. Anything expensive that does not depend on ``params``
+is computed in ``prepare`` or memoised in ``context.cache``, which lives with the study, not with
+the strategy object, so drivers in other processes can rebuild it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from headsearch.data.text import TextDataset
+from headsearch.heads import HeadConfig
+from headsearch.models.text_classifier import TextClassifier
+
+
+@dataclass
+class StudyContext:
+    """What every strategy may use: the dense model, the data splits and a per-study cache.
+
+    ``search``: the split candidates are scored on (accuracy objective). ``scoring``: a different
+    split (a sample of train) for strategies that score heads, so scores never see the search split.
+    """
+
+    dense: TextClassifier
+    search: TextDataset
+    scoring: TextDataset
+    seq_len: int
+    seed: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_layers(self) -> int:
+        return self.dense.model.num_layers
+
+    @property
+    def num_heads(self) -> int:
+        return self.dense.model.num_heads
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposal: the heads to keep and what produced them (shown in reports and MLflow)."""
+
+    head_config: HeadConfig
+    description: str = ""
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Base class of head-allocation strategies.
+
+    Subclasses set ``name`` (the registry key) and ``search_space`` (a file in ``searchspaces/`` or a
+    path), and implement ``propose``. ``prepare`` is called once per study before any ``propose``.
+    Constructors take no arguments: everything a trial varies comes in ``params``.
+    """
+
+    name: ClassVar[str]
+    search_space: ClassVar[str]
+
+    def prepare(self, context: StudyContext) -> None:  # noqa: B027 - optional hook
+        """Called once per study, before the first ``propose``. Default: nothing to prepare."""
+
+    @abstractmethod
+    def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        """Turn sampled ``params`` into a Candidate. Must be deterministic given params and context."""

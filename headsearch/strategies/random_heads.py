@@ -1,0 +1,21 @@
+"""Baseline: a random set of heads at a sampled budget (at least one head per layer)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from headsearch.strategies._budget import heads_for_fraction, keep_top
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
+
+
+class RandomStrategy(Strategy):
+    name = "random"
+    search_space = "random.yaml"
+
+    def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        budget = heads_for_fraction(params["fraction"], context.num_layers, context.num_heads)
+        rng = random.Random(params["seed"])
+        scores = [[rng.random() for _ in range(context.num_heads)] for _ in range(context.num_layers)]
+        return Candidate(keep_top(scores, budget), f"{budget} random heads (seed {params['seed']})")

@@ -1,0 +1,149 @@
+"""One study end to end: data, dense base model, per-strategy Optuna studies, MLflow runs, run folder.
+
+The run folder (``StudyConfig.out_dir``) holds ``study.yaml`` (the validated config), ``model/`` (the
+dense checkpoint), ``optuna.db`` (every trial), ``run.json`` (dense figures, storage, MLflow run id)
+and the report written by ``headsearch.report``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from headsearch.cost import HardwareProfile
+from headsearch.data.sources import load_split
+from headsearch.errors import HeadsearchError
+from headsearch.heads import HeadConfig
+from headsearch.models.builtin import BuiltinConfig
+from headsearch.models.recipe import BaseModelRecipe, base_model
+from headsearch.objectives import Evaluator, Objectives
+from headsearch.pareto import Point
+from headsearch.search.optuna_driver import TrialRecord, open_study, optuna_study_name, run_trials
+from headsearch.search.tracking import Tracker
+from headsearch.searchspace import load_space
+from headsearch.strategies.base import StudyContext
+from headsearch.strategies.registry import get as get_strategy
+from headsearch.study_config import StudyConfig
+
+RUN_FILE = "run.json"
+
+
+def _recipe(config: StudyConfig) -> BaseModelRecipe:
+    m = config.model
+    return BaseModelRecipe(
+        source=m.source, dataset=config.data.dataset,
+        data_dir=str(Path(config.data.data_dir).resolve()) if config.data.data_dir else None,
+        max_length=m.max_length, seed=config.seed, builtin=BuiltinConfig(**m.builtin.model_dump()),
+        epochs=m.train.epochs, learning_rate=m.train.learning_rate, batch_size=m.train.batch_size,
+        freeze_encoder=m.train.freeze_encoder,
+    )
+
+
+def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyContext, Evaluator]:
+    """Data, the dense model (trained once, then reused from the run folder) and the candidate evaluator."""
+    data = config.data
+    train = load_split(data.dataset, "train", data.data_dir)
+    if config.model.train.train_rows is not None:
+        train = train.sample(config.model.train.train_rows, seed=config.seed)
+    search = load_split(data.dataset, data.search_split, data.data_dir)
+    if data.search_rows is not None:
+        search = search.head(data.search_rows)
+    scoring = train.sample(data.scoring_rows, seed=config.seed + 1)
+    dense = base_model(_recipe(config), train, config.out_dir / "model", progress=progress)
+    hw = config.hardware
+    if hw.seq_len > dense.model.spec.max_positions:
+        raise HeadsearchError(f"hardware.seq_len {hw.seq_len} exceeds the model's {dense.model.spec.max_positions} positions.")
+    profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
+    evaluator = Evaluator(dense, search, profile, repeats=hw.repeats)
+    return StudyContext(dense, search, scoring, hw.seq_len, config.seed), evaluator
+
+
+def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool = False, progress: bool = True,
+              echo=print) -> Path:
+    """Run every strategy of ``config``; returns the run folder."""
+    out = config.out_dir
+    if (out / RUN_FILE).exists() and not resume:
+        raise HeadsearchError(f"{out} already holds a run; pass --resume to continue it or --out for a new folder.")
+    strategies = [(s, get_strategy(s.name)) for s in config.strategies]  # unknown names fail before any work
+    spaces = {s.name: load_space(info.cls.search_space, s.space) for s, info in strategies}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    storage = config.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
+    context, evaluator = build_context(config, progress=progress)
+    dense_config = HeadConfig.dense(context.num_layers, context.num_heads)
+    dense_obj = evaluator.evaluate(dense_config)
+    echo(f"dense: accuracy {dense_obj.accuracy:.4f} on {context.search.name}, {dense_obj.flops / 1e6:.1f} MFLOPs, "
+         f"{dense_obj.latency_ms:.2f} ms")
+    tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
+    previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
+    tags = {"study": config.name, "hardware": json.dumps(evaluator.profile.to_dict())}
+    with tracker.run(config.name, tags=tags) as parent_id:
+        tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
+                    metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
+        for run, info in strategies:
+            strategy = info.cls()
+            strategy.prepare(context)
+            study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed,
+                               resume=resume)
+            _remember(study, evaluator)
+            with tracker.run(run.name, parent_run_id=parent_id, tags={**tags, "strategy": run.name}) as strategy_id:
+                def log_trial(record: TrialRecord, strategy_id: str = strategy_id, name: str = run.name) -> None:
+                    with tracker.run(f"{name}-{record.number}", parent_run_id=strategy_id,
+                                     tags={**tags, "strategy": name, "trial": str(record.number),
+                                           "status": "failed" if record.error else "complete"}) as trial_id:
+                        metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
+                                   if isinstance(v, int | float)}
+                        artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
+                        tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
+                                    tags={"error": record.error} if record.error else {})
+
+                ran = run_trials(study, strategy=strategy, space=spaces[run.name], context=context,
+                                 evaluate=evaluator.evaluate, objectives=config.objectives,
+                                 n_trials=n_trials or run.n_trials, on_trial=log_trial, progress=progress)
+                failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+                echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
+    run_info = {
+        "name": config.name,
+        "storage": storage,
+        "strategies": [s.name for s, _ in strategies],
+        "objectives": list(config.objectives),
+        "dense": dense_obj.to_dict(),
+        "profile": evaluator.profile.to_dict(),
+        "tracking_uri": tracker.uri,
+        "mlflow_runs": [*previous.get("mlflow_runs", []), parent_id],
+    }
+    (out / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
+    return out
+
+
+def _remember(study: optuna.Study, evaluator: Evaluator) -> None:
+    """Seed the evaluator's memo with configurations this storage already evaluated (a resumed study)."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "head_config" in t.user_attrs and "objectives" in t.user_attrs:
+            evaluator.remember(HeadConfig.from_dict(t.user_attrs["head_config"]), Objectives(**t.user_attrs["objectives"]))
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not (run_dir / RUN_FILE).is_file():
+        raise HeadsearchError(f"{run_dir}: no {RUN_FILE}; not a headsearch run folder (made by `headsearch run`).")
+    return json.loads((run_dir / RUN_FILE).read_text())
+
+
+def load_points(run_dir: str | Path) -> list[Point]:
+    """Every completed trial of a run as a Pareto point."""
+    info = load_run(run_dir)
+    points = []
+    for name in info["strategies"]:
+        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=info["storage"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            obj = t.user_attrs["objectives"]
+            # latency ratio from the dense timing taken in the same trial, interleaved
+            points.append(Point(name, t.number, obj["accuracy"], obj["flops_ratio"], obj["latency_ms"] / obj["dense_latency_ms"],
+                                obj, t.user_attrs["head_config"], dict(t.params)))
+    return points

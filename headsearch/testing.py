@@ -1,0 +1,76 @@
+"""A conformance suite every strategy passes (the shape of Optuna's ``optuna.testing.pytest_samplers``).
+
+Subclass ``StrategyConformance`` in a pytest module and set ``strategy_name`` (or override the
+``strategy`` fixture) to get these tests for a plug-in::
+
+    from headsearch.testing import StrategyConformance
+
+    class TestMyStrategy(StrategyConformance):
+        strategy_name = "my-strategy"
+"""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from headsearch.data.synthetic import negation_task
+from headsearch.heads import HeadConfig
+from headsearch.models.builtin import BuiltinConfig, build_builtin
+from headsearch.searchspace import load_space
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
+from headsearch.strategies.registry import get
+
+
+def tiny_context(seed: int = 0) -> StudyContext:
+    """An untrained 3-layer, 4-head built-in model on a small synthetic task: enough for contract checks."""
+    train = negation_task(120, seed=seed, max_len=10)
+    clf = build_builtin(train, BuiltinConfig(num_layers=3, num_heads=4, hidden_size=16, intermediate_size=32,
+                                             max_length=12), seed=seed)
+    return StudyContext(clf, negation_task(40, seed=seed + 1, max_len=10), train.head(40), seq_len=12, seed=seed)
+
+
+class StrategyConformance:
+    strategy_name: str = ""
+
+    @pytest.fixture()
+    def strategy(self) -> Strategy:
+        return get(self.strategy_name).cls()
+
+    @pytest.fixture()
+    def context(self) -> StudyContext:
+        return tiny_context()
+
+    def _params(self, strategy: Strategy, context: StudyContext, seed: int) -> dict:
+        space = load_space(strategy.search_space)
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+        return space.suggest(trial, context.num_layers, context.num_heads)
+
+    def test_has_name_and_loadable_search_space(self, strategy: Strategy) -> None:
+        assert strategy.name == self.strategy_name
+        load_space(strategy.search_space)
+
+    def test_proposals_fit_the_model(self, strategy: Strategy, context: StudyContext) -> None:
+        strategy.prepare(context)
+        for seed in range(5):
+            candidate = strategy.propose(self._params(strategy, context, seed), context)
+            assert isinstance(candidate, Candidate) and isinstance(candidate.head_config, HeadConfig)
+            candidate.head_config.check_fits(context.num_layers, context.num_heads,
+                                             allow_empty_layers=context.dense.model.can_skip_attention)
+
+    def test_proposals_are_deterministic(self, strategy: Strategy, context: StudyContext) -> None:
+        strategy.prepare(context)
+        params = self._params(strategy, context, 7)
+        assert strategy.propose(params, context) == strategy.propose(params, context)
+        # a fresh strategy object and a fresh context reach the same answer: no hidden state
+        other, fresh = type(strategy)(), tiny_context()
+        other.prepare(fresh)
+        assert other.propose(params, fresh).head_config == strategy.propose(params, context).head_config
+
+    def test_propose_does_not_change_the_dense_model(self, strategy: Strategy, context: StudyContext) -> None:
+        before = {k: v.clone() for k, v in context.dense.model.state_dict().items()}
+        strategy.prepare(context)
+        strategy.propose(self._params(strategy, context, 3), context)
+        after = context.dense.model.state_dict()
+        assert all(before[k].equal(after[k]) for k in before)
+        assert context.dense.model.head_config == HeadConfig.dense(context.num_layers, context.num_heads)

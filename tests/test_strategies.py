@@ -1,0 +1,93 @@
+"""Every registered strategy passes the conformance suite; baselines behave as their papers say."""
+
+import pytest
+import torch
+
+from headsearch.head_scores import gradient_importance
+from headsearch.strategies import available
+from headsearch.strategies._budget import heads_for_fraction, keep_top
+from headsearch.testing import StrategyConformance, tiny_context
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+class TestEveryStrategy(StrategyConformance):
+    @pytest.fixture(autouse=True)
+    def _name(self, name):
+        self.strategy_name = name
+
+
+def test_keep_top_keeps_best_and_one_per_layer():
+    scores = [[0.1, 0.9, 0.2], [0.05, 0.01, 0.02], [0.8, 0.7, 0.6]]
+    config = keep_top(scores, 4)
+    assert config.kept == ((1,), (0,), (0, 1))
+    assert keep_top(scores, 3).kept == ((1,), (0,), (0,))
+    assert heads_for_fraction(0.0, 3, 4) == 3 and heads_for_fraction(1.0, 3, 4) == 12
+
+
+def test_importance_ranks_a_useless_head_last():
+    context = tiny_context()
+    model = context.dense.model
+    with torch.no_grad():  # head 2 of layer 0 writes nothing: its output-projection columns are zero
+        model.layers[0].attention.output.weight[:, 2 * model.head_dim:3 * model.head_dim] = 0
+    scores = gradient_importance(context.dense, context.scoring)
+    assert scores[0, 2].item() == 0.0
+    assert all(scores[0, h] > 0 for h in (0, 1, 3))
+    assert torch.allclose(scores.norm(dim=1), torch.ones(model.num_layers))  # per-layer L2 normalisation
+
+
+def test_importance_gradient_equals_finite_difference():
+    """|dL/d gate| by autograd equals the slope of the loss as the gate moves (the Taylor criterion)."""
+    context = tiny_context()
+    data = context.scoring.head(8)
+    scores = gradient_importance(context.dense, data, normalize_layers=False, batch_size=8)
+    ids, mask = context.dense.encode(data.texts)
+    labels = torch.tensor(data.labels)
+
+    def loss(g):
+        return torch.nn.functional.cross_entropy(context.dense.model(ids, mask, gates=g), labels, reduction="sum").item()
+
+    gates = torch.ones(3, 4, dtype=torch.float64)
+    context.dense.model.double()
+    eps = 1e-4
+    plus, minus = gates.clone(), gates.clone()
+    plus[1, 2] += eps
+    minus[1, 2] -= eps
+    slope = abs(loss(plus) - loss(minus)) / (2 * eps) / len(data)
+    assert scores[1, 2].item() == pytest.approx(slope, rel=1e-3)
+
+
+def test_iterative_order_is_a_prefix_chain():
+    from headsearch.strategies.importance import ImportanceStrategy
+
+    context = tiny_context()
+    strategy = ImportanceStrategy()
+    strategy.prepare(context)
+    small = strategy.propose({"fraction": 0.3, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
+    large = strategy.propose({"fraction": 0.7, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
+    assert small.head_config.is_subset_of(large.head_config)
+    assert small.head_config.total_kept == heads_for_fraction(0.3, 3, 4)
+    assert 0 not in small.head_config.counts
+
+
+def test_nas_takes_the_most_important_heads_per_layer():
+    from headsearch.strategies.nas import NasStrategy
+
+    context = tiny_context()
+    strategy = NasStrategy()
+    strategy.prepare(context)
+    candidate = strategy.propose({"heads_layer_0": 1, "heads_layer_1": 4, "heads_layer_2": 2}, context)
+    scores = gradient_importance(context.dense, context.scoring)
+    assert candidate.head_config.counts == (1, 4, 2)
+    assert candidate.head_config.kept[0] == (int(scores[0].argmax()),)
+
+
+def test_random_is_seeded_and_meets_budget():
+    from headsearch.strategies.random_heads import RandomStrategy
+
+    context = tiny_context()
+    s = RandomStrategy()
+    a = s.propose({"fraction": 0.5, "seed": 3}, context).head_config
+    assert a == s.propose({"fraction": 0.5, "seed": 3}, context).head_config
+    assert a.total_kept == 6 and 0 not in a.counts
+    others = {s.propose({"fraction": 0.5, "seed": k}, context).head_config for k in range(10)}
+    assert len(others) > 1

@@ -1,0 +1,145 @@
+"""Studies end to end on a tiny model: Optuna storage, resume, failed trials, MLflow nesting, plug-ins."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+import yaml
+
+from headsearch.errors import HeadsearchError
+from headsearch.study import load_points, run_study
+from headsearch.study_config import load_study
+
+
+def write_study(tmp_path, strategies, **extra):
+    study = {
+        "name": "tiny",
+        "output": str(tmp_path / "run"),
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "data": {"dataset": "synthetic", "search_rows": 60, "scoring_rows": 32},
+        "model": {"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 2, "hidden_size": 16, "intermediate_size": 32},
+                  "train": {"epochs": 1, "train_rows": 200}},
+        "hardware": {"seq_len": 16, "repeats": 1},
+        "strategies": strategies,
+        **extra,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def quiet(*_args, **_kw):
+    pass
+
+
+def test_study_runs_records_and_resumes(tmp_path):
+    path = write_study(tmp_path, [{"name": "dense", "n_trials": 1}, {"name": "random", "n_trials": 3}])
+    config = load_study(path)
+    out = run_study(config, progress=False, echo=quiet)
+    info = json.loads((out / "run.json").read_text())
+    assert info["strategies"] == ["dense", "random"] and (out / "optuna.db").is_file()
+    assert {p.strategy for p in load_points(out)} == {"dense", "random"}
+    assert len([p for p in load_points(out) if p.strategy == "random"]) == 3
+    dense = [p for p in load_points(out) if p.strategy == "dense"][0]
+    assert dense.flops_ratio == pytest.approx(1.0) and dense.objectives["heads_kept"] == 4
+
+    with pytest.raises(HeadsearchError, match="already holds a run"):
+        run_study(config, progress=False, echo=quiet)
+    run_study(config, n_trials=5, resume=True, progress=False, echo=quiet)
+    study = optuna.load_study(study_name="tiny:random", storage=info["storage"])
+    assert len(study.trials) == 5  # resumed: 3 kept, 2 added
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["headsearch/tiny"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2  # one per invocation
+    by_id = {r.info.run_id: r for r in runs}
+    trials = [r for r in runs if "trial" in r.data.tags]
+    assert len(trials) == (1 + 4) + (3 + 2)  # --n-trials 5 on resume tops up every strategy to 5
+    for t in trials:
+        strategy_run = by_id[t.data.tags["mlflow.parentRunId"]]
+        assert strategy_run.data.tags["strategy"] == t.data.tags["strategy"]
+        assert strategy_run.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents}
+        assert "accuracy" in t.data.metrics and t.data.tags["git_commit"]
+
+
+PLUGIN = textwrap.dedent('''
+    from headsearch.heads import HeadConfig
+    from headsearch.strategies import Candidate, Strategy
+
+    class FirstHeads(Strategy):
+        """Keeps the first k heads of every layer; fails on k = 2 to exercise failed trials."""
+        name = "first-heads"
+        search_space = __file__.replace(".py", ".yaml")
+
+        def propose(self, params, context):
+            if params["k"] == 2:
+                raise RuntimeError("k=2 is not allowed")
+            k = params["k"]
+            return Candidate(HeadConfig(tuple(tuple(range(k)) for _ in range(context.num_layers)), context.num_heads))
+''')
+
+
+@pytest.fixture()
+def plugin_path(tmp_path):
+    """A third-party strategy 'installed' the way pip would: a module plus a .dist-info with an entry point."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "first_heads.py").write_text(PLUGIN)
+    (site / "first_heads.yaml").write_text("params:\n  k: {type: int, low: 1, high: 2}\n")
+    (site / "broken_plugin.py").write_text("raise ImportError('this plug-in is broken on purpose')\n")
+    info = site / "first_heads-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: first-heads\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[headsearch.strategies]\nfirst-heads = first_heads:FirstHeads\nbroken = broken_plugin:Nope\n")
+    return site
+
+
+def test_plugin_appears_and_runs_with_failed_trials(plugin_path, tmp_path):
+    env_path = str(plugin_path)
+    listed = subprocess.run([sys.executable, "-m", "headsearch", "strategies"], capture_output=True, text=True,
+                            env={**__import__("os").environ, "PYTHONPATH": env_path}, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "first-heads" in listed.stdout and "first-heads " in listed.stdout.split("first-heads", 1)[1][:20]
+    assert "importance" in listed.stdout  # the broken plug-in broke nothing
+    assert "'broken' from first-heads failed to load" in listed.stderr
+
+    sys.path.insert(0, env_path)
+    try:
+        path = write_study(tmp_path, [{"name": "first-heads", "n_trials": 6}], sampler="random")
+        out = run_study(load_study(path), progress=False, echo=quiet)
+    finally:
+        sys.path.remove(env_path)
+    study = optuna.load_study(study_name="tiny:first-heads", storage=json.loads((out / "run.json").read_text())["storage"])
+    states = [t.state for t in study.trials]
+    assert len(states) == 6
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert failed and all(t.params["k"] == 2 for t in failed)
+    assert all("k=2 is not allowed" in t.user_attrs["fail_reason"] for t in failed)
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_bad_study_files(tmp_path):
+    with pytest.raises(HeadsearchError, match="Study file not found"):
+        load_study(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstrategies: [{name: random, n_trials: 0}]\n")
+    with pytest.raises(HeadsearchError, match=r"strategies\.0\.n_trials: Input should be greater than or equal to 1"):
+        load_study(bad)
+    bad.write_text("name: x\nobjectives: [accuracy, beauty]\nstrategies: [{name: random}]\n")
+    with pytest.raises(HeadsearchError, match="unknown objective"):
+        load_study(bad)
+    bad.write_text("name: x\nstrategies: [{name: nope}]\n")
+    with pytest.raises(HeadsearchError, match="Unknown strategy 'nope'"):
+        run_study(load_study(bad), progress=False, echo=quiet)
+    bad.write_text("name: x\nstrategies: [{name: random, space: {fraction: {low: 2, high: 1}}}]\n")
+    config = load_study(bad, output=str(tmp_path / "o"))
+    with pytest.raises(HeadsearchError, match=r"random\.yaml: params\.fraction: Value error, low \(2\) must not exceed"):
+        run_study(config, progress=False, echo=quiet)
+    assert not (tmp_path / "o").exists()  # nothing written before the study is known to be valid
