@@ -41,7 +41,7 @@ def test_cost_and_export(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "FLOPs ratio" in result.stdout and "measured speedup" in result.stdout and '"threads": 1' in result.stdout
     out = tmp_path / "export"
-    result = run("export", str(trained), str(out), "--heads", str(heads), "--seq-len", "16", "--repeats", "2",
+    result = run("export", str(trained), "--out", str(out), "--heads", str(heads), "--seq-len", "16", "--repeats", "2",
                  "--no-onnx")
     assert result.returncode == 0, result.stderr
     assert load(out).model.head_config == HeadConfig(((0,), (1,)), num_heads=2)
@@ -56,6 +56,9 @@ def test_cost_and_export(trained, tmp_path):
         (["train", "--dataset", "sst2", "--data-dir", "/nonexistent"], "Data folder for sst2 not found"),
         (["train", "--model", "/nonexistent", "--train-rows", "10"], "Model folder not found"),
         (["cost", "/nonexistent"], "not a headsearch model folder"),
+        (["run", "missing.yaml"], "Study file not found: missing.yaml"),
+        (["show", "."], "not a headsearch run folder"),
+        (["export", ".", "--pick", "knee"], "is not a run folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
@@ -68,6 +71,39 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
 def test_head_config_that_does_not_fit(trained, tmp_path):
     heads = tmp_path / "heads.json"
     heads.write_text(json.dumps({"num_heads": 2, "kept": [[0], [1], [0]]}))
-    result = run("export", str(trained), str(tmp_path / "out"), "--heads", str(heads), "--no-onnx")
+    result = run("export", str(trained), "--out", str(tmp_path / "out"), "--heads", str(heads), "--no-onnx")
     assert result.returncode == 2 and "has 3 layers but the model has 2" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run("run", "missing.yaml", "--debug", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_run_show_compare_and_export_from_run(tmp_path):
+    study = tmp_path / "tiny.yaml"
+    study.write_text(json.dumps({
+        "name": "cli-tiny", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "data": {"dataset": "synthetic", "search_rows": 60, "scoring_rows": 32},
+        "model": {"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 2, "hidden_size": 16,
+                                                "intermediate_size": 32}, "train": {"epochs": 1, "train_rows": 200}},
+        "hardware": {"seq_len": 16, "repeats": 1},
+        "strategies": [{"name": "dense", "n_trials": 1}, {"name": "importance", "n_trials": 3}],
+    }))
+    result = run("run", str(study), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "per-strategy fronts" in result.stdout and "knee" in result.stdout
+    for name in ("pareto.png", "pareto.html", "report.md", "run.json", "optuna.db", "study.yaml"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert "| importance | 3 |" in (tmp_path / "run" / "report.md").read_text()
+    compared = run("compare", str(tmp_path / "run"))
+    assert compared.returncode == 0 and "| dense | 1 |" in compared.stdout
+    exported = run("export", str(tmp_path / "run"), "--pick", "min-flops", "--seq-len", "16", "--repeats", "2",
+                   "--no-onnx")
+    assert exported.returncode == 0, exported.stderr
+    assert "Chosen: " in exported.stdout
+    assert load(tmp_path / "run" / "export").model.head_config.total_kept <= 4
+    trial = run("export", str(tmp_path / "run"), "--strategy", "importance", "--trial", "99", "--out",
+                str(tmp_path / "e2"), "--no-onnx")
+    assert trial.returncode == 2 and "No completed trial 99 of strategy 'importance'" in trial.stderr

@@ -143,3 +143,17 @@ def test_bad_study_files(tmp_path):
     with pytest.raises(HeadsearchError, match=r"random\.yaml: params\.fraction: Value error, low \(2\) must not exceed"):
         run_study(config, progress=False, echo=quiet)
     assert not (tmp_path / "o").exists()  # nothing written before the study is known to be valid
+
+
+def test_shipped_studies_validate():
+    from pathlib import Path
+
+    studies = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))
+    assert {p.stem for p in studies} >= {"quickstart", "sst2_minilm", "agnews_builtin"}
+    for path in studies:
+        config = load_study(path)
+        for run in config.strategies:
+            from headsearch.searchspace import load_space
+            from headsearch.strategies import get
+
+            load_space(get(run.name).cls.search_space, run.space)

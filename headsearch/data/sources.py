@@ -36,5 +36,5 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None) -> Tex
         return negation_task(rows, seed=seed)
     folder = Path(data_dir) if data_dir is not None else default_data_dir(name)
     if not folder.is_dir():
-        raise DataError(f"Data folder for {name} not found: {folder} (pass its path with --data-dir).")
+        raise DataError(f"Data folder for {name} not found: {folder} (give its path: --data-dir, or data.data_dir in a study).")
     return load_sst2(folder, split) if name == "sst2" else load_ag_news(folder, split)
