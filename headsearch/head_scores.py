@@ -2,7 +2,9 @@
 
 ``I_h = E_x |dL(x)/d xi_h|``: the gate ``xi`` of each head is a tensor of ones with ``requires_grad``;
 its gradient magnitude is accumulated over batches (one forward/backward pass each), then, as in the
-paper's code, each layer is divided by its L2 norm. Heads already masked (gate 0) score what their
+paper's code, each layer is divided by its L2 norm. As in that code (and HF's ``run_bertology.py``)
+the absolute value is taken per batch of the batch's summed gradient, not per example as the paper's
+formula reads; scores are divided by the number of examples. Heads already masked (gate 0) score what their
 gradient says at that mask, which is what iterative re-scoring uses.
 """
 

@@ -8,6 +8,7 @@ gives NaN is recorded as failed with its reason, and the study goes on.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,8 +51,12 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
         raise HeadsearchError(f"Optuna study {name!r} already exists in {storage}; pass --resume to continue it "
                               "or --out to start elsewhere.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
-                               directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
+    with warnings.catch_warnings():  # experimental since 3.2, still so in 5.0; only labels optuna-dashboard's axes
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(objectives))
+    return study
 
 
 def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, context: StudyContext,
