@@ -6,6 +6,7 @@ random half-head configurations the time to prune + score accuracy, and the full
 the interleaved latency measurement (``hardware.repeats`` repeats of dense and pruned).
 
     python benchmarks/eval_cost.py studies/quickstart.yaml
+    python benchmarks/eval_cost.py studies/sst2_minilm.yaml --out runs/sst2_minilm
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study")
     parser.add_argument("--candidates", type=int, default=5)
+    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
     args = parser.parse_args(argv)
-    config = load_study(args.study)
+    config = load_study(args.study, output=args.out)
     context, evaluator = build_context(config)
     dense = context.dense.model
     base = statistics.median(timed(lambda: evaluator.accuracy(dense)) for _ in range(5))

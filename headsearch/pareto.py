@@ -56,15 +56,18 @@ def hypervolume(points: Sequence[Point], *, three: bool = False) -> float:
 def knee(front: Sequence[Point]) -> Point:
     """The knee of the accuracy-vs-FLOPs front (Kneedle, concave increasing); the most accurate point when
     the front has fewer than three points or kneed finds no knee."""
-    points = sorted(front, key=lambda p: p.flops_ratio)
-    best = max(points, key=lambda p: p.accuracy)
+    best = max(front, key=lambda p: p.accuracy)
+    by_cost: dict[float, Point] = {}
+    for p in sorted(front, key=lambda p: (p.flops_ratio, -p.accuracy, p.strategy, p.trial)):
+        by_cost.setdefault(p.flops_ratio, p)  # identical configurations found twice: one point per cost
+    points = list(by_cost.values())
     if len(points) < 3:
         return best
     from kneed import KneeLocator
 
     x = [p.flops_ratio for p in points]
     y = [p.accuracy for p in points]
-    if len(set(x)) < len(x) or max(y) == min(y):
+    if max(y) == min(y):
         return best
     found = KneeLocator(x, y, curve="concave", direction="increasing").knee
     return best if found is None else points[x.index(found)]

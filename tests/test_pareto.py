@@ -53,3 +53,10 @@ def test_pick_rules():
         pick(points, "knee", max_accuracy_drop=0.0, dense_accuracy=0.99)
     with pytest.raises(HeadsearchError, match="Unknown pick rule"):
         pick(points, "best")
+
+
+def test_knee_ignores_duplicate_configurations():
+    xs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0]
+    ys = [0.30, 0.55, 0.75, 0.90, 0.91, 0.92, 0.93, 0.935, 0.94, 0.945, 0.945]
+    front = [pt(y, x, trial=i) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    assert knee(front).flops_ratio == pytest.approx(0.4)
