@@ -108,7 +108,7 @@ def _write_onnx(clf: TextClassifier, file: Path) -> None:
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (ids, mask), str(file), dynamo=True, dynamic_shapes=dynamic,
                               input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                              verbose=False, optimize=True)
+                              verbose=False, optimize=True, external_data=False)  # one self-contained file
     except Exception as exc:  # the exporter raises many types; the user needs to know ONNX failed
         raise ExportError(f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False (CLI: --no-onnx).") from exc
     finally:

@@ -2,6 +2,7 @@
 
 Default store: ``sqlite:///mlruns/mlflow.db`` with artefacts under ``mlruns/artifacts`` (MLflow 3's
 plain file store is deprecated); ``MLFLOW_TRACKING_URI`` or the study's ``tracking_uri`` override it.
+For any SQLite URI the artefacts go to ``artifacts/`` beside the database file.
 Parents are passed explicitly (``parent_run_id``), which keeps nesting right when trials run elsewhere.
 """
 
@@ -31,12 +32,14 @@ class Tracker:
 
         self.mlflow = mlflow
         self.uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-        if self.uri == DEFAULT_URI:
-            Path("mlruns/artifacts").mkdir(parents=True, exist_ok=True)
+        location = None
+        if self.uri.startswith("sqlite:///"):  # artefacts beside the database, not in ./mlruns of the cwd
+            artifacts = Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts"
+            artifacts.mkdir(parents=True, exist_ok=True)
+            location = artifacts.resolve().as_uri()
         mlflow.set_tracking_uri(self.uri)
         found = mlflow.get_experiment_by_name(experiment)
         if found is None:
-            location = Path("mlruns/artifacts").resolve().as_uri() if self.uri == DEFAULT_URI else None
             self.experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
         else:
             self.experiment_id = found.experiment_id
