@@ -1,10 +1,23 @@
-"""Shared head-selection helpers: how many heads a fraction means, and keeping the best-scored ones."""
+"""Shared head-selection helpers: how many heads a fraction means, keeping the best-scored ones, and the
+one-shot importance scores that several strategies read (computed once per study, kept in its cache)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
+from headsearch.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
+from headsearch.strategies.base import StudyContext
+
+
+def one_shot_importance(context: StudyContext, *, normalize_layers: bool = True) -> torch.Tensor:
+    """Michel et al. importance of every dense head on the scoring split, memoised in ``context.cache``."""
+    key = ("importance", "one-shot", normalize_layers)
+    if key not in context.cache:
+        context.cache[key] = gradient_importance(context.dense, context.scoring, normalize_layers=normalize_layers)
+    return context.cache[key]
 
 
 def heads_for_fraction(fraction: float, num_layers: int, num_heads: int) -> int:

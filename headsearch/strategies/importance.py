@@ -18,7 +18,7 @@ import torch
 
 from headsearch.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
-from headsearch.strategies._budget import heads_for_fraction, keep_top
+from headsearch.strategies._budget import heads_for_fraction, keep_top, one_shot_importance
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -47,19 +47,15 @@ class ImportanceStrategy(Strategy):
     search_space = "importance.yaml"
 
     def prepare(self, context: StudyContext) -> None:
-        key = ("importance", "one-shot", True)
-        if key not in context.cache:
-            context.cache[key] = gradient_importance(context.dense, context.scoring, normalize_layers=True)
+        one_shot_importance(context)
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         L, H = context.num_layers, context.num_heads
         budget = heads_for_fraction(params["fraction"], L, H)
         normalize = params.get("normalize_layers", True)
         if not params.get("iterative", False):
-            key = ("importance", "one-shot", normalize)
-            if key not in context.cache:
-                context.cache[key] = gradient_importance(context.dense, context.scoring, normalize_layers=normalize)
-            return Candidate(keep_top(context.cache[key].tolist(), budget), f"top {budget} heads by importance")
+            scores = one_shot_importance(context, normalize_layers=normalize)
+            return Candidate(keep_top(scores.tolist(), budget), f"top {budget} heads by importance")
         step = params.get("step", 0.1)
         key = ("importance", "iterative", normalize, step)
         if key not in context.cache:

@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
+from headsearch.strategies._budget import one_shot_importance
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
-
-_KEY = ("importance", "one-shot", True)
 
 
 class NasStrategy(Strategy):
@@ -23,12 +21,10 @@ class NasStrategy(Strategy):
     search_space = "nas.yaml"
 
     def prepare(self, context: StudyContext) -> None:
-        if _KEY not in context.cache:
-            context.cache[_KEY] = gradient_importance(context.dense, context.scoring, normalize_layers=True)
+        one_shot_importance(context)
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
-        self.prepare(context)
-        scores = context.cache[_KEY]
+        scores = one_shot_importance(context)
         counts = [int(params[f"heads_layer_{layer}"]) for layer in range(context.num_layers)]
         kept = tuple(tuple(sorted(scores[layer].argsort(descending=True)[:k].tolist())) for layer, k in enumerate(counts))
         return Candidate(HeadConfig(kept, context.num_heads), f"per-layer counts {counts}")
