@@ -96,7 +96,11 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                                            "status": "failed" if record.error else "complete"}) as trial_id:
                         metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
                                    if isinstance(v, int | float)}
+                        metrics |= {f"info.{k}": v for k, v in record.info.items()
+                                    if isinstance(v, int | float) and not isinstance(v, bool)}
                         artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
+                        if record.info:
+                            artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
                         tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
                                     tags={"error": record.error} if record.error else {})
 

@@ -17,17 +17,25 @@ import pytest
 from headsearch.data.synthetic import negation_task
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig, build_builtin
+from headsearch.models.training import TrainConfig, train
 from headsearch.searchspace import load_space
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 from headsearch.strategies.registry import get
 
 
-def tiny_context(seed: int = 0) -> StudyContext:
-    """An untrained 3-layer, 4-head built-in model on a small synthetic task: enough for contract checks."""
-    train = negation_task(120, seed=seed, max_len=10)
-    clf = build_builtin(train, BuiltinConfig(num_layers=3, num_heads=4, hidden_size=16, intermediate_size=32,
-                                             max_length=12), seed=seed)
-    return StudyContext(clf, negation_task(40, seed=seed + 1, max_len=10), train.head(40), seq_len=12, seed=seed)
+def tiny_context(seed: int = 0, *, layers: int = 3, heads: int = 4, trained: bool = False) -> StudyContext:
+    """A small built-in model on the synthetic negation task: enough for contract checks.
+
+    Untrained by default (its outputs barely depend on the heads); ``trained=True`` fits it for a few
+    seconds so that removing heads changes accuracy, which searches over masks need."""
+    train_data = negation_task(1000 if trained else 120, seed=seed, max_len=10)
+    width = 32 if trained else 16
+    clf = build_builtin(train_data, BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=width,
+                                                  intermediate_size=2 * width, max_length=12), seed=seed)
+    if trained:
+        train(clf, train_data, TrainConfig(epochs=8, learning_rate=3e-3, seed=seed), progress=False)
+    search = negation_task(80 if trained else 40, seed=seed + 1, max_len=10)
+    return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed)
 
 
 class StrategyConformance:

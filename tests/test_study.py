@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import optuna
 import pytest
@@ -66,6 +67,28 @@ def test_study_runs_records_and_resumes(tmp_path):
         assert strategy_run.data.tags["strategy"] == t.data.tags["strategy"]
         assert strategy_run.data.tags["mlflow.parentRunId"] in {p.info.run_id for p in parents}
         assert "accuracy" in t.data.metrics and t.data.tags["git_commit"]
+
+
+def test_astar_trials_record_their_search_figures(tmp_path):
+    """A strategy's Candidate.info reaches Optuna's user attributes and the trial's MLflow run."""
+    space = {"eval_budget": {"low": 20, "high": 40}, "eval_rows": {"choices": [40]}, "branching": {"low": 2, "high": 3}}
+    config = load_study(write_study(tmp_path, [{"name": "astar", "n_trials": 2, "space": space}]))
+    out = run_study(config, progress=False, echo=quiet)
+    study = optuna.load_study(study_name="tiny:astar", storage=json.loads((out / "run.json").read_text())["storage"])
+    for trial in study.trials:
+        info = trial.user_attrs["info"]
+        assert info["search_rows"] == 40 and info["heldout_rows"] == 20 and info["evaluations"] <= 40
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    trials = [r for r in mlflow.search_runs(experiment_names=["headsearch/tiny"], output_format="list")
+              if "trial" in r.data.tags]
+    assert len(trials) == 2
+    for run in trials:
+        assert 0.0 <= run.data.metrics["info.heldout_accuracy"] <= 1.0
+        text = mlflow.MlflowClient().download_artifacts(run.info.run_id, "candidate_info.json", str(tmp_path))
+        assert json.loads(Path(text).read_text())["stop_reason"] in ("optimal", "budget", "frontier empty")
 
 
 PLUGIN = textwrap.dedent('''

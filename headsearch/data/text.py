@@ -41,15 +41,19 @@ class TextDataset:
 
     def sample(self, n: int, seed: int = 0) -> TextDataset:
         """``n`` rows drawn without replacement with a fixed seed (all rows if ``n >= len``)."""
+        return self.split(n, seed)[0]
+
+    def split(self, n: int, seed: int = 0) -> tuple[TextDataset, TextDataset]:
+        """``sample(n, seed)`` and the rows it left out (empty if ``n >= len``), both in file order."""
         if n >= len(self):
-            return self
-        idx = sorted(random.Random(seed).sample(range(len(self)), n))
-        return TextDataset(
-            tuple(self.texts[i] for i in idx),
-            tuple(self.labels[i] for i in idx),
-            self.label_names,
-            f"{self.name}[sample {n}, seed {seed}]",
-        )
+            return self, self._subset([], f"{self.name}[none]")
+        chosen = set(random.Random(seed).sample(range(len(self)), n))
+        rest = [i for i in range(len(self)) if i not in chosen]
+        return (self._subset(sorted(chosen), f"{self.name}[sample {n}, seed {seed}]"),
+                self._subset(rest, f"{self.name}[rest of sample {n}, seed {seed}]"))
+
+    def _subset(self, idx: list[int], name: str) -> TextDataset:
+        return TextDataset(tuple(self.texts[i] for i in idx), tuple(self.labels[i] for i in idx), self.label_names, name)
 
     def fingerprint(self) -> str:
         """A content hash: checkpoints trained on this data are reused only while it is unchanged."""

@@ -232,20 +232,28 @@ class HeadedClassifier(nn.Module):
         binary or soft, indexed by the dense model's heads; each head's output is multiplied by its gate."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        x = self.encode(input_ids, attention_mask, gates)
-        mask = attention_mask.to(x.dtype)[..., None]
-        pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.classifier(self.dropout(pooled))
+        return self.classify(self.encode(input_ids, attention_mask, gates), attention_mask)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                gates: torch.Tensor | None = None) -> torch.Tensor:
         """Final token states ``[batch, seq, hidden]`` (what ``BertModel`` calls ``last_hidden_state``)."""
-        gates = self._check_gates(gates, input_ids.shape[0])
-        x = self.embeddings(input_ids)
+        return self.run_layers(self.embeddings(input_ids), attention_mask, gates)
+
+    # -- the forward pass in pieces, so a caller can restart it at a layer (mask search reuses prefixes)
+    def run_layers(self, x: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor | None = None, *,
+                   start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Token states after layers ``start..stop-1`` given the states ``x`` entering layer ``start``."""
+        gates = self._check_gates(gates, x.shape[0])
         mask_bias = ((1.0 - attention_mask.to(x.dtype)) * torch.finfo(x.dtype).min)[:, None, None, :]
-        for i, layer in enumerate(self.layers):
-            x = layer(x, mask_bias, None if gates is None else gates[:, i])
+        for i in range(start, self.num_layers if stop is None else stop):
+            x = self.layers[i](x, mask_bias, None if gates is None else gates[:, i])
         return x
+
+    def classify(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits from final token states: mean over real tokens, then the linear classifier."""
+        mask = attention_mask.to(states.dtype)[..., None]
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
 
     def _check_gates(self, gates: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         if gates is None:

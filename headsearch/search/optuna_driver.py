@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.trial import TrialState
@@ -37,6 +37,7 @@ class TrialRecord:
     head_config: HeadConfig | None
     description: str
     error: str | None
+    info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
 
 
 def optuna_study_name(study: str, strategy: str) -> str:
@@ -70,11 +71,11 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
     todo = max(0, n_trials - finished)
     for _ in tqdm(range(todo), desc=strategy.name, unit="trial", disable=not progress, leave=False):
         trial = study.ask()
-        params, config, description, result, error = {}, None, "", None, None
+        params, config, description, info, result, error = {}, None, "", {}, None, None
         try:
             params = space.suggest(trial, context.num_layers, context.num_heads)
             candidate = strategy.propose(params, context)
-            config, description = candidate.head_config, candidate.description
+            config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
             result = evaluate(config)
             values = [float(getattr(result, o)) for o in objectives]
             if any(math.isnan(v) for v in values):
@@ -82,6 +83,8 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             trial.set_user_attr("head_config", config.to_dict())
             trial.set_user_attr("objectives", result.to_dict())
             trial.set_user_attr("description", description)
+            if info:
+                trial.set_user_attr("info", info)
             study.tell(trial, values)
         except Exception as exc:  # a failing trial is data, not the end of the study
             error = f"{type(exc).__name__}: {exc}"
@@ -89,5 +92,5 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             study.tell(trial, state=TrialState.FAIL)
             result = None
         if on_trial is not None:
-            on_trial(TrialRecord(trial.number, params, result, config, description, error))
+            on_trial(TrialRecord(trial.number, params, result, config, description, error, info))
     return todo

@@ -18,6 +18,7 @@ _BUILTINS = {
     "random": "headsearch.strategies.random_heads:RandomStrategy",
     "importance": "headsearch.strategies.importance:ImportanceStrategy",
     "nas": "headsearch.strategies.nas:NasStrategy",
+    "astar": "headsearch.strategies.astar:AStarStrategy",
 }
 
 

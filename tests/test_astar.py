@@ -1,0 +1,153 @@
+"""A* head pruning: exact against exhaustive search where its heuristic is admissible; limits respected."""
+
+import itertools
+import random
+
+import pytest
+import torch
+
+from headsearch.mask_eval import MaskEvaluator, MaskScore
+from headsearch.strategies.astar import AStarSettings, AStarStrategy, astar_prune
+from headsearch.testing import tiny_context
+
+
+class MonotoneOracle:
+    """Accuracy that only falls as heads are removed (per-head costs plus pairwise interactions)."""
+
+    def __init__(self, layers: int, heads: int, seed: int):
+        rng = random.Random(seed)
+        self.num_layers, self.num_heads = layers, heads
+        n = layers * heads
+        self.cost = [rng.choice([0.0, 0.0, 0.002, 0.01, 0.03]) for _ in range(n)]
+        self.pair = {(a, b): rng.choice([0.0, 0.0, 0.0, 0.004, 0.02]) for a, b in itertools.combinations(range(n), 2)}
+        self.evaluations = 0
+
+    def accuracy(self, pruned: set[int]) -> float:
+        drop = sum(self.cost[x] for x in pruned) + sum(self.pair[p] for p in itertools.combinations(sorted(pruned), 2))
+        return 0.9 - drop
+
+    def score(self, masks, reference=None):
+        self.evaluations += len(masks)
+        return [MaskScore(self.accuracy({i for i, v in enumerate(m.flatten().tolist()) if v == 0}), 0.0) for m in masks]
+
+    def importance(self, mask):
+        return torch.tensor(self.cost).view(self.num_layers, self.num_heads)
+
+
+def _all_states(layers, heads):
+    """Every pruned set that leaves each layer at least one head."""
+    per_layer = [[frozenset(i * heads + h for h in c) for r in range(heads) for c in itertools.combinations(range(heads), r)]
+                 for i in range(layers)]
+    return [frozenset().union(*combo) for combo in itertools.product(*per_layer)]
+
+
+def _scores_of_all(evaluator, layers, heads):
+    states = _all_states(layers, heads)
+    masks = []
+    for s in states:
+        m = torch.ones(layers * heads)
+        m[list(s)] = 0
+        masks.append(m.view(layers, heads))
+    return dict(zip(states, evaluator.score(masks), strict=True))
+
+
+def _largest_reachable(scores, threshold):
+    """Exhaustive answer on A*'s state space: feasible sets reachable by one feasible removal at a time."""
+    reachable = {frozenset()}
+    frontier = [frozenset()]
+    while frontier:
+        nxt = []
+        for state in frontier:
+            for child in scores:
+                if len(child) == len(state) + 1 and state < child and child not in reachable \
+                        and scores[child].accuracy >= threshold:
+                    reachable.add(child)
+                    nxt.append(child)
+        frontier = nxt
+    return max(len(s) for s in reachable)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ablation_heuristic_is_exact_when_accuracy_is_monotone(seed):
+    oracle = MonotoneOracle(2, 4, seed)
+    scores = _scores_of_all(oracle, 2, 4)
+    for epsilon in (0.0, 0.01, 0.03):
+        threshold = 0.9 - epsilon
+        optimum = max(len(s) for s, sc in scores.items() if sc.accuracy >= threshold)  # over all 225 masks
+        oracle.evaluations = 0
+        result = astar_prune(oracle, AStarSettings(epsilon=epsilon, branching=0, heuristic="ablation"))
+        assert len(result.pruned) == optimum
+        assert oracle.accuracy(set(result.pruned)) >= threshold
+        assert result.stop_reason == "optimal"
+        assert result.evaluations == oracle.evaluations
+
+
+def test_ablation_heuristic_prunes_the_search():
+    """On a larger monotone problem the heuristic reaches the optimum with far fewer masks than exist."""
+    oracle = MonotoneOracle(3, 4, seed=3)
+    scores = _scores_of_all(oracle, 3, 4)
+    optimum = max(len(s) for s, sc in scores.items() if sc.accuracy >= 0.89)
+    result = astar_prune(oracle, AStarSettings(epsilon=0.01, branching=0, heuristic="ablation"))
+    assert len(result.pruned) == optimum
+    assert result.evaluations < len(scores) / 4
+
+
+@pytest.fixture(scope="module", params=[0, 1, 2])
+def model_2x4(request):
+    context = tiny_context(request.param, layers=2, heads=4, trained=True)
+    return context, MaskEvaluator(context.dense, context.search)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.025])
+def test_bound_heuristic_equals_exhaustive_search_on_a_real_model(model_2x4, epsilon):
+    """Every one of the 225 masks scored; A* with the always-admissible bound finds the largest set."""
+    context, evaluator = model_2x4
+    scores = _scores_of_all(evaluator, 2, 4)
+    dense = scores[frozenset()].accuracy
+    result = astar_prune(evaluator, AStarSettings(epsilon=epsilon, branching=0, heuristic="bound"))
+    assert len(result.pruned) == _largest_reachable(scores, dense - epsilon)
+    assert scores[result.pruned].accuracy >= dense - epsilon
+    assert result.score == scores[result.pruned]
+    assert result.head_config.total_kept == 8 - len(result.pruned)
+
+
+def test_budget_and_time_limit_return_the_best_feasible_state(model_2x4):
+    _, evaluator = model_2x4
+    full = astar_prune(evaluator, AStarSettings(epsilon=0.025, branching=0, heuristic="bound"))
+    small = astar_prune(evaluator, AStarSettings(epsilon=0.025, branching=0, heuristic="bound", eval_budget=10))
+    assert small.stop_reason == "budget" and small.evaluations <= 10 < full.evaluations
+    assert small.score.accuracy >= small.threshold
+    timed = astar_prune(evaluator, AStarSettings(epsilon=0.025, heuristic="bound", time_limit_s=1e-9))
+    assert timed.stop_reason == "time limit" and timed.evaluations == 1 and timed.pruned == frozenset()
+
+
+@pytest.mark.parametrize("heuristic", ["ablation", "importance"])
+def test_limited_branching_stays_feasible_and_within_budget(model_2x4, heuristic):
+    _, evaluator = model_2x4
+    result = astar_prune(evaluator, AStarSettings(epsilon=0.05, branching=2, heuristic=heuristic, eval_budget=40))
+    assert result.evaluations <= 40
+    assert result.score.accuracy >= result.threshold
+    assert result.importance_passes == (result.expansions if heuristic == "importance" else 0)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("epsilon", -0.1, "'epsilon'"), ("branching", -1, "'branching'"), ("heuristic", "greedy", "'heuristic'"),
+    ("eval_budget", 0, "'eval_budget'"), ("time_limit_s", 0, "'time_limit_s'"),
+])
+def test_bad_settings(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        AStarSettings(**{field: value})
+    with pytest.raises(ValueError, match="branching >= 1"):
+        AStarSettings(heuristic="importance", branching=0)
+
+
+def test_strategy_reports_the_search_subset_and_the_held_out_rows():
+    context = tiny_context(layers=2, heads=4, trained=True)
+    params = {"epsilon": 0.05, "branching": 4, "heuristic": "ablation", "eval_rows": 50, "eval_budget": 100,
+              "time_limit_s": 60}
+    candidate = AStarStrategy().propose(params, context)
+    info = candidate.info
+    assert info["search_rows"] == 50 and info["heldout_rows"] == 30
+    assert info["search_accuracy"] >= info["dense_search_accuracy"] - 0.05
+    assert 0.0 <= info["heldout_accuracy"] <= 1.0
+    assert AStarStrategy().propose(params, context) == candidate  # cached per setting, deterministic

@@ -1,0 +1,61 @@
+"""MaskEvaluator: batched, prefix-reusing mask scores equal the structurally pruned model's."""
+
+import random
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from headsearch import HeadConfig, HeadConfigError
+from headsearch.data import negation_task
+from headsearch.errors import DataError
+from headsearch.mask_eval import MaskEvaluator
+from headsearch.testing import tiny_context
+
+
+def _random_masks(n, layers, heads, seed):
+    rng = random.Random(seed)
+    masks = []
+    for _ in range(n):
+        m = torch.tensor([[float(rng.random() < 0.6) for _ in range(heads)] for _ in range(layers)])
+        masks.append(m)
+    return masks
+
+
+def _pruned_score(clf, data, mask):
+    config = HeadConfig.from_mask(mask.bool().tolist())
+    logits = clf.prune(config).logits(data.texts)
+    labels = torch.tensor(data.labels)
+    return (logits.argmax(-1) == labels).float().mean().item(), F.cross_entropy(logits, labels).item()
+
+
+@pytest.mark.parametrize(("reuse_prefix", "rows_per_pass"), [(True, 1), (True, 1000), (False, 64)])
+def test_scores_equal_the_pruned_model(reuse_prefix, rows_per_pass):
+    context = tiny_context(trained=True)
+    clf, data = context.dense, context.search
+    evaluator = MaskEvaluator(clf, data, batch_size=16, rows_per_pass=rows_per_pass, reuse_prefix=reuse_prefix)
+    reference = _random_masks(1, 3, 4, seed=1)[0]
+    masks = _random_masks(12, 3, 4, seed=2)
+    masks.append(reference.clone())  # identical to the reference: only the classifier runs
+    one = reference.clone()
+    one[2, 0] = 1 - one[2, 0]  # differs in the last layer only
+    masks.append(one)
+    scores = evaluator.score(masks, reference=reference)
+    assert evaluator.evaluations == len(masks)
+    accuracies = set()
+    for mask, score in zip(masks, scores, strict=True):
+        acc, loss = _pruned_score(clf, data, mask)
+        assert round(score.accuracy * len(data)) == round(acc * len(data))
+        assert score.loss == pytest.approx(loss, abs=1e-4)
+        accuracies.add(round(loss, 4))
+    assert len(accuracies) > 5  # the masks really differ, so equality is not trivially met
+
+
+def test_bad_masks_and_empty_data():
+    context = tiny_context()
+    evaluator = MaskEvaluator(context.dense, context.search)
+    with pytest.raises(HeadConfigError, match=r"shape \[layers, heads\] = \[3, 4\]"):
+        evaluator.score([torch.ones(4, 3)])
+    assert evaluator.score([]) == []
+    with pytest.raises(DataError, match="empty"):
+        MaskEvaluator(context.dense, negation_task(4).head(0))
