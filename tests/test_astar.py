@@ -80,6 +80,9 @@ def test_ablation_heuristic_is_exact_when_accuracy_is_monotone(seed):
         assert oracle.accuracy(set(result.pruned)) >= threshold
         assert result.stop_reason == "optimal"
         assert result.evaluations == oracle.evaluations
+        # weighted A* run to the end is exact too: it only skips states whose bound cannot beat the best
+        weighted = astar_prune(oracle, AStarSettings(epsilon=epsilon, branching=0, heuristic="ablation", weight=0.3))
+        assert len(weighted.pruned) == optimum and weighted.stop_reason == "frontier empty"
 
 
 def test_ablation_heuristic_prunes_the_search():
@@ -90,6 +93,15 @@ def test_ablation_heuristic_prunes_the_search():
     result = astar_prune(oracle, AStarSettings(epsilon=0.01, branching=0, heuristic="ablation"))
     assert len(result.pruned) == optimum
     assert result.evaluations < len(scores) / 4
+
+
+def test_smaller_weight_goes_deeper_within_a_budget():
+    """A* proper spends a small budget near the root; weighted A* reaches larger feasible sets."""
+    for seed in range(3):
+        oracle = MonotoneOracle(4, 6, seed)
+        depth = {w: len(astar_prune(oracle, AStarSettings(epsilon=0.05, branching=4, weight=w, eval_budget=400)).pruned)
+                 for w in (1.0, 0.0)}
+        assert depth[0.0] > depth[1.0]
 
 
 @pytest.fixture(scope="module", params=[0, 1, 2])
@@ -106,6 +118,8 @@ def test_bound_heuristic_equals_exhaustive_search_on_a_real_model(model_2x4, eps
     dense = scores[frozenset()].accuracy
     result = astar_prune(evaluator, AStarSettings(epsilon=epsilon, branching=0, heuristic="bound"))
     assert len(result.pruned) == _largest_reachable(scores, dense - epsilon)
+    weighted = astar_prune(evaluator, AStarSettings(epsilon=epsilon, branching=0, heuristic="bound", weight=0.0))
+    assert len(weighted.pruned) == len(result.pruned)
     assert scores[result.pruned].accuracy >= dense - epsilon
     assert result.score == scores[result.pruned]
     assert result.head_config.total_kept == 8 - len(result.pruned)
@@ -131,7 +145,8 @@ def test_limited_branching_stays_feasible_and_within_budget(model_2x4, heuristic
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("epsilon", -0.1, "'epsilon'"), ("branching", -1, "'branching'"), ("heuristic", "greedy", "'heuristic'"),
+    ("epsilon", -0.1, "'epsilon'"), ("weight", 1.5, "'weight'"), ("branching", -1, "'branching'"),
+    ("heuristic", "greedy", "'heuristic'"),
     ("eval_budget", 0, "'eval_budget'"), ("time_limit_s", 0, "'time_limit_s'"),
 ])
 def test_bad_settings(field, value, message):

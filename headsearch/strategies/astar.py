@@ -24,12 +24,17 @@ ALGORITHMS.md proposes, as a best-first search:
    A successor ``P + {x}`` inherits ``h(P) - 1`` until it is expanded (under the same assumption its
    feasible removals are a subset of its parent's); expansion replaces it by its own ``h`` and, when that
    lowers ``f`` below the best waiting state, re-queues the state instead of expanding it (lazy A*).
+   **Order**: ``g + weight * h``, ties to the deeper state. ``weight = 1`` is A*; ``weight < 1`` is weighted A*
+   (Pohl 1970): with an optimistic ``h`` that shrinks as heads go, A* expands most shallow states before
+   any deep one and an evaluation budget runs out near the root; a smaller weight dives first. States
+   whose bound ``g + h`` cannot beat the best found are skipped either way, so a search that empties its
+   frontier is still exact under an admissible ``h``.
 5. **Successors**: ``P + {x}`` for the ``branching`` most promising feasible candidates (highest accuracy,
    then lowest loss). ``branching = 0`` keeps all feasible ones (needed for the optimality guarantee).
 6. A **closed set** of expanded states; every mask's score is **memoised**; candidate masks are scored
    in batches against their parent's activations (``headsearch.mask_eval``).
-7. **Stop** when the best waiting ``f`` cannot beat the best state found (``optimal``: exact under an
-   admissible ``h``), the frontier is empty, the next expansion would exceed the evaluation budget
+7. **Stop** when the best waiting ``f`` cannot beat the best state found (``optimal``, weight 1 only: exact
+   under an admissible ``h``), the frontier is empty, the next expansion would exceed the evaluation budget
    (``budget``), or the time limit passed (``time limit``); the best feasible state so far is returned.
 
 The tolerance holds on the evaluation subset only; the strategy reports accuracy on the rest of the
@@ -61,6 +66,7 @@ class AStarSettings:
     epsilon: float = 0.0            # tolerated absolute accuracy drop (0.01 = one point)
     branching: int = 8              # successors kept per expansion; 0 = all feasible ones
     heuristic: Heuristic = "ablation"
+    weight: float = 1.0             # w in the priority g + w*h: 1 = A*; below 1 = weighted A*, dives deeper sooner
     eval_budget: int = 2000         # masks scored at most (the dense mask included)
     time_limit_s: float | None = None
 
@@ -75,6 +81,8 @@ class AStarSettings:
         if self.heuristic == "importance" and self.branching == 0:
             raise ValueError("The 'importance' heuristic evaluates only the 'branching' least important heads; "
                              "set branching >= 1.")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"The 'weight' parameter of A* must be a float in [0, 1]. Got {self.weight!r} instead.")
         if isinstance(self.eval_budget, bool) or not isinstance(self.eval_budget, int) or self.eval_budget < 1:
             raise ValueError(f"The 'eval_budget' parameter of A* must be an int >= 1. Got {self.eval_budget!r} instead.")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
@@ -168,28 +176,33 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
         return n  # an upper bound: memo hits are free
 
     tie = itertools.count()
-    frontier: list[tuple[int, float, float, int, State]] = []
-    queued_f: dict[State, int] = {}
+    frontier: list[tuple[float, int, float, float, int, State]] = []
+    waiting: dict[State, tuple[int, int]] = {}  # state -> (bound g + h, id of its live heap entry)
 
     def push(state: State, f: int) -> None:
-        if queued_f.get(state, -1) >= f:
+        if state in waiting and waiting[state][0] >= f:
             return
-        queued_f[state] = f
+        entry = next(tie)
+        waiting[state] = (f, entry)  # any older entry of this state is now stale
         acc, loss = rank(state)
-        heapq.heappush(frontier, (-f, acc, loss, next(tie), state))
+        priority = len(state) + settings.weight * (f - len(state))
+        # ties go to the deeper state (closer to a goal), then to higher accuracy, lower loss, first queued
+        heapq.heappush(frontier, (-priority, -len(state), acc, loss, entry, state))
 
     push(root, len(candidates(root)))
     expanded: dict[State, _Expansion] = {}
     closed: set[State] = set()
     stop_reason = "frontier empty"
     while frontier:
-        neg_f, _, _, _, state = heapq.heappop(frontier)
-        f = -neg_f
-        if state in closed or queued_f.get(state) != f:
+        *_, entry, state = heapq.heappop(frontier)
+        if state in closed or waiting.get(state, (0, -1))[1] != entry:
             continue  # already expanded, or a stale entry superseded by a re-queue
+        f = waiting.pop(state)[0]
         if f <= len(best):
-            stop_reason = "optimal"
-            break
+            if settings.weight == 1.0:
+                stop_reason = "optimal"  # popped in order of the bound: no waiting state can beat best
+                break
+            continue  # weighted order: this state cannot beat best, others may
         if state not in expanded:
             if settings.time_limit_s is not None and time.monotonic() - start_time > settings.time_limit_s:
                 stop_reason = "time limit"
@@ -200,8 +213,7 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
             expanded[state] = expand(state)
             exact_f = len(state) + expanded[state].h
             if exact_f < f:
-                queued_f[state] = -1  # allow the re-queue with the lower f
-                push(state, exact_f)
+                push(state, exact_f)  # lazy A*: wait in line with the exact bound
                 continue
         closed.add(state)
         h = expanded[state].h
@@ -226,7 +238,8 @@ class AStarStrategy(Strategy):
         subset, heldout = context.search.split(rows, seed=context.seed)
         settings = AStarSettings(
             epsilon=float(params.get("epsilon", 0.0)), branching=int(params.get("branching", 8)),
-            heuristic=params.get("heuristic", "ablation"), eval_budget=int(params.get("eval_budget", 2000)),
+            heuristic=params.get("heuristic", "ablation"), weight=float(params.get("weight", 1.0)),
+            eval_budget=int(params.get("eval_budget", 2000)),
             time_limit_s=params.get("time_limit_s"),
         )
         key = ("astar", rows, settings)
