@@ -25,6 +25,7 @@ import torch
 from headsearch.data import load_split
 from headsearch.heads import HeadConfig
 from headsearch.mask_eval import MaskEvaluator
+from headsearch.models import accuracy
 from headsearch.strategies.astar import AStarSettings, astar_prune
 from headsearch.strategies.importance import removal_order
 from headsearch.study import build_context
@@ -48,10 +49,6 @@ def iterative_importance(context, evaluator: MaskEvaluator, order, epsilon: floa
     removed = set(order[:k])
     kept = tuple(tuple(h for h in range(H) if (i, h) not in removed) for i in range(L))
     return HeadConfig(kept, H), len(masks)
-
-
-def accuracy(clf, data) -> float:
-    return (clf.logits(data.texts).argmax(-1) == torch.tensor(data.labels)).float().mean().item()
 
 
 def throughput(clf, subset, repeats: int) -> tuple[float, float, int]:

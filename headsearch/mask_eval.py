@@ -10,7 +10,7 @@ contract), and gating costs no copy. Two savings, both exact:
 - **several masks per pass**: masks that restart at the same layer are stacked along the batch (one
   copy of the examples per mask, per-example gates) up to ``rows_per_pass`` rows.
 
-Examples are sorted by token length and padded per batch, so short texts are not padded to the longest.
+Examples are tokenised once (``EncodedSplit``: sorted by length, padded per batch).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import torch
 from torch.nn import functional as F
 
 from headsearch.data.text import TextDataset
-from headsearch.errors import DataError, HeadConfigError
+from headsearch.errors import HeadConfigError
 from headsearch.head_scores import gradient_importance
+from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import TextClassifier
 
 
@@ -38,24 +39,14 @@ class MaskEvaluator:
 
     def __init__(self, clf: TextClassifier, data: TextDataset, *, batch_size: int = 64, rows_per_pass: int = 256,
                  reuse_prefix: bool = True):
-        if len(data) == 0:
-            raise DataError(f"{data.name} is empty; scoring head masks needs at least one example.")
-        if batch_size < 1 or rows_per_pass < 1:
-            raise ValueError(f"batch_size and rows_per_pass must be >= 1. Got {batch_size} and {rows_per_pass}.")
+        if rows_per_pass < 1:
+            raise ValueError(f"rows_per_pass must be >= 1. Got {rows_per_pass}.")
         self.clf = clf
         self.data = data
         self.rows_per_pass = rows_per_pass
         self.reuse_prefix = reuse_prefix
         self.evaluations = 0  # masks scored so far
-        ids, attn = clf.encode(data.texts)
-        lengths = attn.sum(1)
-        order = torch.argsort(lengths, stable=True)
-        labels = torch.tensor(data.labels)
-        self._batches = []
-        for start in range(0, len(data), batch_size):
-            rows = order[start:start + batch_size]
-            width = max(1, int(lengths[rows].max()))
-            self._batches.append((ids[rows, :width], attn[rows, :width], labels[rows]))
+        self._split = EncodedSplit(clf, data, batch_size=batch_size)
 
     @property
     def num_layers(self) -> int:
@@ -91,7 +82,7 @@ class MaskEvaluator:
             groups.setdefault(start, []).append(j)
         correct = torch.zeros(len(masks))
         loss = torch.zeros(len(masks))
-        for ids, attn, labels in self._batches:
+        for ids, attn, labels in self._split.batches:
             n = ids.shape[0]
             states = [model.embeddings(ids)]  # states[l]: the reference's token states entering layer l
             for layer in range(max(starts)):

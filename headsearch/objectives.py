@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
+from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import TextClassifier
 
 DIRECTIONS = {
@@ -55,17 +54,13 @@ class Evaluator:
         self.data = data
         self.profile = profile
         self.repeats = repeats
-        self._batches = [dense.encode(data.texts[i:i + batch_size]) for i in range(0, len(data), batch_size)]
-        self._labels = torch.tensor(data.labels)
+        self._split = EncodedSplit(dense, data, batch_size=batch_size)
         spec = dense.model.spec
         self._dense_flops = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
 
-    @torch.inference_mode()
     def accuracy(self, model: HeadedClassifier) -> float:
-        model.eval()
-        predictions = torch.cat([model(ids, mask).argmax(-1) for ids, mask in self._batches])
-        return (predictions == self._labels).float().mean().item()
+        return self._split.accuracy(model)
 
     def evaluate(self, config: HeadConfig) -> Objectives:
         """Objectives of the dense model structurally pruned to ``config`` (memoised)."""

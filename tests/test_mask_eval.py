@@ -59,3 +59,18 @@ def test_bad_masks_and_empty_data():
     assert evaluator.score([]) == []
     with pytest.raises(DataError, match="empty"):
         MaskEvaluator(context.dense, negation_task(4).head(0))
+
+
+def test_encoded_split_accuracy_matches_unsorted_batches():
+    """Sorting rows by length and padding per batch does not change any prediction."""
+    from headsearch.models.encoded import EncodedSplit
+
+    context = tiny_context(trained=True)
+    clf, data = context.dense, context.search
+    labels = torch.tensor(data.labels)
+    gates = _random_masks(1, 3, 4, seed=5)[0]
+    split = EncodedSplit(clf, data, batch_size=7)
+    assert len({b[0].shape[1] for b in split.batches}) > 1  # batches really have different widths
+    for g in (None, gates):
+        expected = (clf.logits(data.texts, batch_size=len(data), gates=g).argmax(-1) == labels).float().mean().item()
+        assert split.accuracy(clf.model, g) == pytest.approx(expected, abs=1e-6)  # float32 mean vs exact count

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
+from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 
 
@@ -104,11 +105,8 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
 
 def accuracy(clf: TextClassifier, data: TextDataset, *, gates: torch.Tensor | None = None,
              batch_size: int = 64) -> float:
-    """Fraction of ``data`` classified correctly (optionally with head gates applied)."""
-    if len(data) == 0:
-        raise ModelError(f"{data.name} is empty; accuracy needs at least one example.")
-    predictions = clf.logits(data.texts, batch_size=batch_size, gates=gates).argmax(-1)
-    return (predictions == torch.tensor(data.labels)).float().mean().item()
+    """Fraction of ``data`` classified correctly (optionally with ``[layers, heads]`` gates applied)."""
+    return EncodedSplit(clf, data, batch_size=batch_size).accuracy(clf.model, gates)
 
 
 def fingerprint(recipe: Mapping[str, Any], data: TextDataset, config: TrainConfig) -> str:
