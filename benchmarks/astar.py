@@ -46,9 +46,7 @@ def iterative_importance(context, evaluator: MaskEvaluator, order, epsilon: floa
     k = 0
     while k + 1 < len(scores) and scores[k + 1].accuracy >= threshold:
         k += 1
-    removed = set(order[:k])
-    kept = tuple(tuple(h for h in range(H) if (i, h) not in removed) for i in range(L))
-    return HeadConfig(kept, H), len(masks)
+    return HeadConfig.from_mask(masks[k]), len(masks)
 
 
 def throughput(clf, subset, repeats: int) -> tuple[float, float, int]:

@@ -38,7 +38,7 @@ ALGORITHMS.md proposes, as a best-first search:
    (``budget``), or the time limit passed (``time limit``); the best feasible state so far is returned.
 
 The tolerance holds on the evaluation subset only; the strategy reports accuracy on the rest of the
-search split as a held-out check, and benchmarks/astar_sst2.py on the test split.
+search split as a held-out check, and ``benchmarks/astar.py`` on the test split.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from tqdm.auto import tqdm
 
 from headsearch.heads import HeadConfig
 from headsearch.mask_eval import MaskEvaluator, MaskScore
+from headsearch.models.training import accuracy
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 Heuristic = Literal["ablation", "importance", "bound"]
@@ -221,9 +222,8 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
             if child not in closed:
                 push(child, len(child) + max(0, h - 1))
     bar.close()
-    kept = tuple(tuple(h for h in range(H) if i * H + h not in best) for i in range(L))
     return AStarResult(
-        pruned=best, head_config=HeadConfig(kept, H), score=scores[best], dense_score=scores[root],
+        pruned=best, head_config=HeadConfig.from_mask(mask(best)), score=scores[best], dense_score=scores[root],
         threshold=threshold, evaluations=evaluations, importance_passes=importance_passes,
         expansions=len(expanded), wall_s=time.monotonic() - start_time, stop_reason=stop_reason, trace=trace,
     )
@@ -244,8 +244,10 @@ class AStarStrategy(Strategy):
         )
         key = ("astar", rows, settings)
         if key not in context.cache:
-            evaluators = context.cache.setdefault(("astar", "evaluator", rows), MaskEvaluator(context.dense, subset))
-            context.cache[key] = astar_prune(evaluators, settings, progress=True)
+            evaluator_key = ("astar", "evaluator", rows)  # tokenised once per subset, shared by its settings
+            if evaluator_key not in context.cache:
+                context.cache[evaluator_key] = MaskEvaluator(context.dense, subset)
+            context.cache[key] = astar_prune(context.cache[evaluator_key], settings, progress=True)
         result: AStarResult = context.cache[key]
         info = {
             "search_rows": len(subset), "search_accuracy": result.score.accuracy,
@@ -254,8 +256,8 @@ class AStarStrategy(Strategy):
             "stop_reason": result.stop_reason,
         }
         if len(heldout):
-            check = MaskEvaluator(context.dense, heldout).score([torch.tensor(result.head_config.mask())])[0]
-            info |= {"heldout_rows": len(heldout), "heldout_accuracy": check.accuracy}
+            gates = torch.tensor(result.head_config.mask())
+            info |= {"heldout_rows": len(heldout), "heldout_accuracy": accuracy(context.dense, heldout, gates=gates)}
         description = (f"A* ({settings.heuristic}, eps {settings.epsilon:g}): {len(result.pruned)} heads pruned, "
                        f"{result.evaluations} masks scored, stopped: {result.stop_reason}")
         return Candidate(result.head_config, description, info)
