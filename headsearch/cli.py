@@ -163,7 +163,7 @@ def export(
     from headsearch.study import RUN_FILE
 
     if (source / RUN_FILE).is_file():
-        config, chosen = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
+        config, chosen, trial_model = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
         if heads:
             raise HeadsearchError("--heads is for a model folder; from a run use --pick or --strategy/--trial.")
         model_dir, out = source / "model", out or source / "export"
@@ -173,15 +173,16 @@ def export(
             raise HeadsearchError(f"{source} is not a run folder (no {RUN_FILE}); --pick/--trial need one.")
         if out is None:
             raise HeadsearchError("Exporting from a model folder needs --out.")
-        model_dir, config = source, HeadConfig.load(heads) if heads else None
-    clf = TextClassifier.load(model_dir)
+        model_dir, config, trial_model = source, HeadConfig.load(heads) if heads else None, None
+    dense = TextClassifier.load(model_dir)  # the speedup reference
+    clf = TextClassifier.load(source / trial_model) if trial_model else dense  # a trial's own (recovered) weights
     config = config or clf.model.head_config
-    dev = _dev_split(clf, dataset, data_dir)
+    dev = _dev_split(dense, dataset, data_dir)
     profile = HardwareProfile(threads=threads, batch_size=batch_size,
                               seq_len=min(seq_len, clf.model.spec.max_positions))
     written = write_export(
         clf, out, head_config=config, onnx=onnx, overwrite=overwrite,
-        evaluate=lambda artefact: Evaluator(clf, dev, profile, repeats=repeats).evaluate_model(artefact.model).to_dict()
+        evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_model(artefact.model).to_dict()
         | {"profile": json.dumps(profile.to_dict())},
     )
     typer.echo(f"Exported {config} to {written}")
@@ -207,7 +208,7 @@ def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, tria
         chosen = pick_point(points, pick or "knee", max_accuracy_drop=max_accuracy_drop, dense_accuracy=dense)
     label = (f"{chosen.strategy} trial {chosen.trial}: accuracy {chosen.accuracy:.4f}, FLOPs ratio "
              f"{chosen.flops_ratio:.3f}, {chosen.objectives.get('heads_kept')} heads")
-    return HeadConfig.from_dict(chosen.head_config), label
+    return HeadConfig.from_dict(chosen.head_config), label, chosen.model_dir
 
 
 @app.command()

@@ -14,6 +14,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import TextClassifier
+from headsearch.strategies.base import Candidate
 
 DIRECTIONS = {
     "accuracy": "maximize",
@@ -67,6 +68,14 @@ class Evaluator:
         if config not in self._memo:
             self._memo[config] = self.evaluate_model(self.dense.model.prune(config))
         return self._memo[config]
+
+    def evaluate_candidate(self, candidate: Candidate) -> Objectives:
+        """Objectives of a candidate: its own model when it has one (recovered weights), else ``evaluate``."""
+        if candidate.model is not None:
+            if candidate.model.model.head_config != candidate.head_config:
+                raise ValueError("The candidate's model does not have the heads of its head_config.")
+            return self.evaluate_model(candidate.model.model)
+        return self.evaluate(candidate.head_config)
 
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:
         """Reuse objectives measured earlier (a resumed study's completed trials)."""

@@ -19,6 +19,7 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.study._multi_objective import _is_pareto_front
 
 from headsearch.errors import HeadsearchError
+from headsearch.knee import find_knee
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Point:
     objectives: dict[str, Any] = field(default_factory=dict, compare=False)
     head_config: dict[str, Any] = field(default_factory=dict, compare=False)
     params: dict[str, Any] = field(default_factory=dict, compare=False)
+    model_dir: str | None = field(default=None, compare=False)  # the trial's own weights, relative to the run folder
 
     def losses(self, three: bool = False) -> list[float]:
         base = [1.0 - self.accuracy, self.flops_ratio]
@@ -63,14 +65,8 @@ def knee(front: Sequence[Point]) -> Point:
     points = list(by_cost.values())
     if len(points) < 3:
         return best
-    from kneed import KneeLocator
-
-    x = [p.flops_ratio for p in points]
-    y = [p.accuracy for p in points]
-    if max(y) == min(y):
-        return best
-    found = KneeLocator(x, y, curve="concave", direction="increasing").knee
-    return best if found is None else points[x.index(found)]
+    found = find_knee([p.flops_ratio for p in points], [p.accuracy for p in points])
+    return best if found.fallback else points[found.index]
 
 
 def pick(points: Sequence[Point], rule: str, *, max_accuracy_drop: float | None = None,

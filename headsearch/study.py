@@ -15,12 +15,14 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from headsearch._fs import atomic_folder
 from headsearch.cost import HardwareProfile
 from headsearch.data.sources import load_split
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
 from headsearch.models.recipe import BaseModelRecipe, base_model
+from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
 from headsearch.search.optuna_driver import TrialRecord, open_study, optuna_study_name, run_trials
@@ -31,6 +33,7 @@ from headsearch.strategies.registry import get as get_strategy
 from headsearch.study_config import StudyConfig
 
 RUN_FILE = "run.json"
+TRIAL_MODELS = "trial_models"  # run-folder subfolder of trials that changed weights
 
 
 def _recipe(config: StudyConfig) -> BaseModelRecipe:
@@ -58,7 +61,7 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
     evaluator = Evaluator(dense, search, profile, repeats=hw.repeats)
-    return StudyContext(dense, search, scoring, hw.seq_len, config.seed), evaluator
+    return StudyContext(dense, search, scoring, hw.seq_len, config.seed, train=train), evaluator
 
 
 def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool = False, progress: bool = True,
@@ -101,12 +104,15 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                         artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
                         if record.info:
                             artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
+                        artifacts |= record.artifacts
                         tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
                                     tags={"error": record.error} if record.error else {})
 
                 ran = run_trials(study, strategy=strategy, space=spaces[run.name], context=context,
-                                 evaluate=evaluator.evaluate, objectives=config.objectives,
-                                 n_trials=n_trials or run.n_trials, on_trial=log_trial, progress=progress)
+                                 evaluate=evaluator.evaluate_candidate, objectives=config.objectives,
+                                 n_trials=n_trials or run.n_trials, on_trial=log_trial,
+                                 save_model=lambda number, clf, name=run.name: _save_trial_model(out, name, number, clf),
+                                 progress=progress)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
     run_info = {
@@ -123,10 +129,19 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     return out
 
 
+def _save_trial_model(out: Path, strategy: str, number: int, clf: TextClassifier) -> str:
+    """Keep a trial's own weights (a recovered model) in the run folder; returns the path relative to it."""
+    relative = Path(TRIAL_MODELS) / f"{strategy}-{number}"
+    with atomic_folder(out / relative) as tmp:
+        clf.save(tmp)
+    return relative.as_posix()
+
+
 def _remember(study: optuna.Study, evaluator: Evaluator) -> None:
-    """Seed the evaluator's memo with configurations this storage already evaluated (a resumed study)."""
+    """Seed the evaluator's memo with configurations this storage already evaluated (a resumed study).
+    Trials with their own weights are skipped: their objectives are not those of the pruned dense model."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if "head_config" in t.user_attrs and "objectives" in t.user_attrs:
+        if "head_config" in t.user_attrs and "objectives" in t.user_attrs and "model_dir" not in t.user_attrs:
             evaluator.remember(HeadConfig.from_dict(t.user_attrs["head_config"]), Objectives(**t.user_attrs["objectives"]))
 
 
@@ -147,5 +162,5 @@ def load_points(run_dir: str | Path) -> list[Point]:
             obj = t.user_attrs["objectives"]
             # latency ratio from the dense timing taken in the same trial, interleaved
             points.append(Point(name, t.number, obj["accuracy"], obj["flops_ratio"], obj["latency_ms"] / obj["dense_latency_ms"],
-                                obj, t.user_attrs["head_config"], dict(t.params)))
+                                obj, t.user_attrs["head_config"], dict(t.params), t.user_attrs.get("model_dir")))
     return points

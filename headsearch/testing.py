@@ -35,7 +35,7 @@ def tiny_context(seed: int = 0, *, layers: int = 3, heads: int = 4, trained: boo
     if trained:
         train(clf, train_data, TrainConfig(epochs=8, learning_rate=3e-3, seed=seed), progress=False)
     search = negation_task(80 if trained else 40, seed=seed + 1, max_len=10)
-    return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed)
+    return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed, train=train_data)
 
 
 class StrategyConformance:

@@ -91,6 +91,43 @@ def test_astar_trials_record_their_search_figures(tmp_path):
         assert json.loads(Path(text).read_text())["stop_reason"] in ("optimal", "budget", "frontier empty")
 
 
+
+def test_recovered_trials_keep_their_weights_artefacts_and_export(tmp_path):
+    """A trial that fine-tunes (CAHP recovery) is evaluated and exported with its own weights."""
+    from headsearch.cli import app
+    from headsearch.export import load
+    from headsearch.models import TextClassifier
+
+    space = {"embedding": {"choices": ["pca"]}, "recovery_epochs": {"low": 1, "high": 1},
+             "recovery_rows": {"choices": [64]}, "recovery_lr": {"low": 1e-3, "high": 1e-3}}
+    path = write_study(tmp_path, [{"name": "cahp", "n_trials": 1, "space": space}],
+                       model={"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 4, "hidden_size": 16,
+                                                            "intermediate_size": 32}, "train": {"epochs": 2, "train_rows": 200}})
+    out = run_study(load_study(path), progress=False, echo=quiet)
+    (point,) = load_points(out)
+    assert point.model_dir == "trial_models/cahp-0"
+    recovered = TextClassifier.load(out / point.model_dir)
+    assert recovered.model.head_config.to_dict() == point.head_config
+    assert recovered.meta["recovery"]["rows"] == 64
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (trial,) = [r for r in mlflow.search_runs(experiment_names=["headsearch/tiny"], output_format="list")
+                if "trial" in r.data.tags]
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(trial.info.run_id)}
+    assert {"cahp_knee.png", "cahp.json", "candidate_info.json"} <= names
+    assert any(name.endswith("_features.npy") for name in names)  # the per-pair distance matrix
+    assert 0.0 <= trial.data.metrics["info.accuracy_before_recovery"] <= 1.0
+
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["export", str(out), "--strategy", "cahp", "--trial", "0", "--no-onnx",
+                                      "--seq-len", "16", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    exported = load(out / "export").model.state_dict()
+    assert all(v.equal(exported[k]) for k, v in recovered.model.state_dict().items())  # not the un-recovered prune
+
 PLUGIN = textwrap.dedent('''
     from headsearch.heads import HeadConfig
     from headsearch.strategies import Candidate, Strategy

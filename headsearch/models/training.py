@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
+from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 
@@ -101,6 +102,17 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
         for p in model.parameters():
             p.requires_grad_(True)
     return epoch_losses
+
+
+def recover(clf: TextClassifier, config: HeadConfig, data: TextDataset, train_config: TrainConfig, *,
+            progress: bool = False) -> TextClassifier:
+    """A structurally pruned copy of ``clf`` keeping ``config``, fine-tuned on ``data`` (recovery after
+    pruning); ``clf`` is left unchanged."""
+    pruned = clf.prune(config)
+    losses = train(pruned, data, train_config, progress=progress)
+    pruned.meta["recovery"] = {"data": data.name, "rows": len(data), "config": train_config.to_dict(),
+                               "epoch_losses": losses}
+    return pruned
 
 
 def accuracy(clf: TextClassifier, data: TextDataset, *, gates: torch.Tensor | None = None,

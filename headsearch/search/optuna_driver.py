@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
+from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import DIRECTIONS, Objectives
 from headsearch.searchspace import SearchSpace
-from headsearch.strategies.base import Strategy, StudyContext
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 SAMPLERS = {
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
@@ -38,6 +39,7 @@ class TrialRecord:
     description: str
     error: str | None
     info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
+    artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
 
 
 def optuna_study_name(study: str, strategy: str) -> str:
@@ -61,9 +63,13 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
 
 
 def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, context: StudyContext,
-               evaluate: Callable[[HeadConfig], Objectives], objectives: Sequence[str], n_trials: int,
-               on_trial: Callable[[TrialRecord], None] | None = None, progress: bool = True) -> int:
-    """Run trials until the study holds ``n_trials`` finished ones; returns how many ran now."""
+               evaluate: Callable[[Candidate], Objectives], objectives: Sequence[str], n_trials: int,
+               on_trial: Callable[[TrialRecord], None] | None = None,
+               save_model: Callable[[int, TextClassifier], str] | None = None, progress: bool = True) -> int:
+    """Run trials until the study holds ``n_trials`` finished ones; returns how many ran now.
+
+    ``save_model(trial_number, model)`` stores a candidate's own weights (a recovered model) and returns
+    where, recorded as the trial's ``model_dir`` so that export finds them."""
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # left running by an interrupted process: record it as failed so that it is not left dangling
         study.tell(stale.number, state=TrialState.FAIL)
@@ -71,12 +77,13 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
     todo = max(0, n_trials - finished)
     for _ in tqdm(range(todo), desc=strategy.name, unit="trial", disable=not progress, leave=False):
         trial = study.ask()
-        params, config, description, info, result, error = {}, None, "", {}, None, None
+        params, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
         try:
             params = space.suggest(trial, context.num_layers, context.num_heads)
             candidate = strategy.propose(params, context)
             config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
-            result = evaluate(config)
+            artifacts = dict(candidate.artifacts)
+            result = evaluate(candidate)
             values = [float(getattr(result, o)) for o in objectives]
             if any(math.isnan(v) for v in values):
                 raise ValueError(f"objective is NaN: {dict(zip(objectives, values, strict=True))}")
@@ -85,6 +92,8 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             trial.set_user_attr("description", description)
             if info:
                 trial.set_user_attr("info", info)
+            if candidate.model is not None and save_model is not None:
+                trial.set_user_attr("model_dir", save_model(trial.number, candidate.model))
             study.tell(trial, values)
         except Exception as exc:  # a failing trial is data, not the end of the study
             error = f"{type(exc).__name__}: {exc}"
@@ -92,5 +101,5 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             study.tell(trial, state=TrialState.FAIL)
             result = None
         if on_trial is not None:
-            on_trial(TrialRecord(trial.number, params, result, config, description, error, info))
+            on_trial(TrialRecord(trial.number, params, result, config, description, error, info, artifacts))
     return todo

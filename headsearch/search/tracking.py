@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,8 +62,8 @@ class Tracker:
             client.set_terminated(run.info.run_id, status=status)
 
     def log(self, run_id: str, *, params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            tags: Mapping[str, str] | None = None, artifacts: Mapping[str, str] | None = None) -> None:
-        """Params, metrics, tags, and small text artefacts (file name -> content) on ``run_id``."""
+            tags: Mapping[str, str] | None = None, artifacts: Mapping[str, str | bytes] | None = None) -> None:
+        """Params, metrics, tags, and small artefacts (file name -> text or bytes) on ``run_id``."""
         from mlflow.entities import Metric, Param, RunTag
 
         client = self.mlflow.MlflowClient()
@@ -72,5 +73,12 @@ class Tracker:
             params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
+        binary = {name: content for name, content in (artifacts or {}).items() if isinstance(content, bytes)}
         for name, content in (artifacts or {}).items():
-            client.log_text(run_id, content, name)
+            if name not in binary:
+                client.log_text(run_id, content, name)
+        if binary:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, content in binary.items():
+                    (Path(tmp) / name).write_bytes(content)
+                client.log_artifacts(run_id, tmp)

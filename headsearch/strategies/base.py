@@ -24,6 +24,7 @@ class StudyContext:
 
     ``search``: the split candidates are scored on (accuracy objective). ``scoring``: a different
     split (a sample of train) for strategies that score heads, so scores never see the search split.
+    ``train``: the training split, for strategies that fine-tune (recovery after pruning).
     """
 
     dense: TextClassifier
@@ -32,6 +33,7 @@ class StudyContext:
     seq_len: int
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
+    train: TextDataset | None = None
 
     @property
     def num_layers(self) -> int:
@@ -44,11 +46,18 @@ class StudyContext:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A proposal: the heads to keep and what produced them (shown in reports and MLflow)."""
+    """A proposal: the heads to keep and what produced them (shown in reports and MLflow).
+
+    ``model``: the pruned classifier when the strategy changed weights (recovery fine-tuning); it is
+    what gets evaluated and exported. Without it the dense model is pruned to ``head_config``.
+    ``artifacts``: files for the trial's record (name -> text or bytes), e.g. a strategy's own plots.
+    """
 
     head_config: HeadConfig
     description: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)
+    model: TextClassifier | None = field(default=None, compare=False, repr=False)
+    artifacts: Mapping[str, str | bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Strategy(ABC):

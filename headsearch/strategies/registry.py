@@ -19,6 +19,7 @@ _BUILTINS = {
     "importance": "headsearch.strategies.importance:ImportanceStrategy",
     "nas": "headsearch.strategies.nas:NasStrategy",
     "astar": "headsearch.strategies.astar:AStarStrategy",
+    "cahp": "headsearch.strategies.cahp:CAHPStrategy",
 }
 
 
