@@ -11,10 +11,10 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.nn import functional as F
@@ -50,9 +50,27 @@ class TrainConfig:
         return asdict(self)
 
 
+class TrainableGates(Protocol):
+    """Head gates trained with the model (``headsearch.gates``): per batch, gates and a cost penalty."""
+
+    learning_rate: float
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gates ``[layers, heads]`` for one training batch and the penalty added to its loss."""
+        ...
+
+
 def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainConfig(), *,
-          progress: bool = True) -> list[float]:
-    """Train in place with AdamW and linear warm-up/decay; returns the mean training loss per epoch."""
+          progress: bool = True, gates: TrainableGates | None = None,
+          teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          temperature: float = 2.0) -> list[float]:
+    """Train in place with AdamW and linear warm-up/decay; returns the mean training loss per epoch.
+
+    ``gates``: trained jointly (their own learning rate, no weight decay); each batch runs with the gates
+    they draw and adds their penalty to the loss. ``teacher``: logits of a teacher for the same batch;
+    the loss adds the distillation term ``T^2 KL(teacher/T || student/T)`` (Hinton et al. 2015)."""
     if data.num_classes != len(clf.label_names):
         raise ModelError(f"The data has {data.num_classes} classes but the classifier {len(clf.label_names)}.")
     model = clf.model
@@ -63,10 +81,11 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
     no_decay = [p for p in params if p.dim() <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-    )
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if gates is not None:
+        groups.append({"params": list(gates.parameters()), "weight_decay": 0.0, "lr": gates.learning_rate})
+        params = params + groups[-1]["params"]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = max(1, int(total * config.warmup_fraction))
@@ -86,7 +105,15 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
             for start in range(0, len(order), config.batch_size):
                 idx = order[start:start + config.batch_size]
                 ids, mask = clf.encode([data.texts[i] for i in idx])
-                loss = F.cross_entropy(model(ids.to(device), mask.to(device)), labels[idx].to(device))
+                ids, mask = ids.to(device), mask.to(device)
+                g, penalty = gates.draw() if gates is not None else (None, 0.0)
+                logits = model(ids, mask, gates=g)
+                loss = F.cross_entropy(logits, labels[idx].to(device)) + penalty
+                if teacher is not None:
+                    with torch.no_grad():
+                        target = F.log_softmax(teacher(ids, mask) / temperature, dim=-1)
+                    student = F.log_softmax(logits / temperature, dim=-1)
+                    loss = loss + temperature ** 2 * F.kl_div(student, target, log_target=True, reduction="batchmean")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -105,14 +132,20 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
 
 
 def recover(clf: TextClassifier, config: HeadConfig, data: TextDataset, train_config: TrainConfig, *,
-            progress: bool = False) -> TextClassifier:
+            progress: bool = False, teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+            ) -> TextClassifier:
     """A structurally pruned copy of ``clf`` keeping ``config``, fine-tuned on ``data`` (recovery after
-    pruning); ``clf`` is left unchanged."""
+    pruning), with distillation from ``teacher`` when given; ``clf`` is left unchanged."""
     pruned = clf.prune(config)
-    losses = train(pruned, data, train_config, progress=progress)
+    losses = train(pruned, data, train_config, progress=progress, teacher=teacher)
     pruned.meta["recovery"] = {"data": data.name, "rows": len(data), "config": train_config.to_dict(),
                                "epoch_losses": losses}
     return pruned
+
+
+def trained_learning_rate(clf: TextClassifier, default: float = 5e-5) -> float:
+    """The learning rate ``clf`` was fine-tuned with (recorded by ``train_or_load``), else ``default``."""
+    return float(clf.meta.get("training", {}).get("config", {}).get("learning_rate", default))
 
 
 def accuracy(clf: TextClassifier, data: TextDataset, *, gates: torch.Tensor | None = None,

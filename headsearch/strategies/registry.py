@@ -20,6 +20,8 @@ _BUILTINS = {
     "nas": "headsearch.strategies.nas:NasStrategy",
     "astar": "headsearch.strategies.astar:AStarStrategy",
     "cahp": "headsearch.strategies.cahp:CAHPStrategy",
+    "static_gates": "headsearch.strategies.static_gates:StaticGatesStrategy",
+    "budgeted_gates": "headsearch.strategies.budgeted_gates:BudgetedGatesStrategy",
 }
 
 

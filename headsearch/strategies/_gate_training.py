@@ -1,0 +1,28 @@
+"""What the gate strategies share: the rows they train on and the model they start from."""
+
+from __future__ import annotations
+
+import torch
+
+from headsearch.data.text import TextDataset
+from headsearch.errors import HeadsearchError
+from headsearch.heads import HeadConfig
+from headsearch.models.classifier import HeadedClassifier
+from headsearch.models.text_classifier import TextClassifier
+from headsearch.strategies.base import StudyContext
+
+
+def training_rows(context: StudyContext, rows: int) -> TextDataset:
+    """``rows`` seeded rows of the study's training split (all of it when smaller)."""
+    if context.train is None:
+        raise HeadsearchError("Gate training needs the study's training split; this context has none.")
+    return context.train.sample(min(rows, len(context.train)), seed=context.seed + 3)
+
+
+def start_model(context: StudyContext, warm_start: bool) -> TextClassifier:
+    """A trainable copy of the dense model, or (no warm start) a fresh initialisation of its architecture."""
+    copy = context.dense.prune(HeadConfig.dense(context.num_layers, context.num_heads))
+    if not warm_start:
+        torch.manual_seed(context.seed)
+        copy.model = HeadedClassifier(copy.model.spec)
+    return copy

@@ -1,0 +1,70 @@
+"""Budget-conditioned gates: one checkpoint whose gates are a monotone function of the requested
+budget, sliced at any budget without retraining (ALGORITHMS.md section 5; gates in ``headsearch.gates``).
+
+The checkpoint is trained once per study and training setting (cached): model weights and gates
+together from the dense checkpoint (``warm_start: false``: from a fresh initialisation), one budget
+drawn per batch from ``[budget_min, 0.95]``, soft gates. A trial then picks ``budget``: the first
+``max(layers, round(budget * N))`` heads of the checkpoint's single head order (nested across budgets),
+structural slicing, and optionally ``adapt_epochs`` of hard-gate adaptation: the sliced model is
+fine-tuned with cross-entropy plus distillation from the soft checkpoint at the same budget. Departure
+from the paper: the paper's adaptation keeps straight-through hard gates on the full model; training
+the sliced model is the same forward pass (binary gates == slicing), without the zero heads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from headsearch.gates import BudgetGates, heads_for_budget, keep_first
+from headsearch.models.training import TrainConfig, recover, train, trained_learning_rate
+from headsearch.strategies._gate_training import start_model, training_rows
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
+
+
+class BudgetedGatesStrategy(Strategy):
+    name = "budgeted_gates"
+    search_space = "budgeted_gates.yaml"
+
+    def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        L, H = context.num_layers, context.num_heads
+        budget = float(params.get("budget", 0.5))
+        clf, gates, setting = checkpoint(context, params)
+        config = keep_first(gates.order(), heads_for_budget(budget, L, H), L, H)
+        adapt = int(params.get("adapt_epochs", 0))
+        if adapt:
+            soft = gates.gates(budget).detach()
+            model = recover(clf, config, training_rows(context, setting["train_rows"]),
+                            TrainConfig(epochs=adapt, learning_rate=setting["learning_rate"], seed=context.seed),
+                            teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True)
+        else:
+            model = clf.prune(config)
+        info = {"budget": budget, "heads_kept": config.total_kept, "soft_gate_mass": gates.gates(budget).mean().item(),
+                "adapt_epochs": adapt, "warm_start": setting["warm_start"],
+                "head_order": [list(h) for h in gates.order()]}
+        description = (f"budget-conditioned gates at b={budget:g}: {config.total_kept} heads"
+                       f"{f', adapted {adapt} epoch(s) with distillation' if adapt else ''}")
+        return Candidate(config, description, info, model=model)
+
+
+def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, BudgetGates, dict[str, Any]]:
+    """The budget-conditioned checkpoint for the training part of ``params``, trained once per study."""
+    setting = {
+        "learning_rate": trained_learning_rate(context.dense) * float(params.get("lr_scale", 1.0)),
+        "epochs": int(params.get("epochs", 3)), "train_rows": int(params.get("train_rows", 2000)),
+        "warm_start": bool(params.get("warm_start", True)), "budget_min": float(params.get("budget_min", 0.1)),
+        "mass_weight": float(params.get("mass_weight", 0.1)), "overshoot_weight": float(params.get("overshoot_weight", 1.0)),
+        "gate_lr": float(params.get("gate_lr", 0.1)),
+    }
+    key = ("budgeted_gates", tuple(sorted(setting.items())))
+    if key not in context.cache:
+        clf = start_model(context, setting["warm_start"])
+        gates = BudgetGates(context.num_layers, context.num_heads, budgets=(setting["budget_min"], 0.95),
+                            mass_weight=setting["mass_weight"], overshoot_weight=setting["overshoot_weight"],
+                            learning_rate=setting["gate_lr"], seed=context.seed)
+        train(clf, training_rows(context, setting["train_rows"]),
+              TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
+              gates=gates, progress=True)
+        context.cache[key] = (clf, gates)
+    clf, gates = context.cache[key]
+    return clf, gates, setting

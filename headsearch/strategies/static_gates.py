@@ -1,0 +1,63 @@
+"""Static gates: hard-concrete head gates learned for one budget, then hardened and sliced
+(ALGORITHMS.md section 5, the per-budget "specialist" baseline; gates in ``headsearch.gates``).
+
+One trial = one budget and its hyperparameters. The model's weights and the gates are trained together
+from the dense checkpoint (``warm_start: false`` starts from a fresh initialisation of the same
+architecture instead, to measure what the warm start is worth) on ``train_rows`` seeded training rows
+for at least ``epochs`` epochs and then until the expected gate mass meets the budget (``max_epochs``
+at most; ``info.mass_met_budget`` says whether it did). The gated
+model is hardened to exactly ``max(layers, round(budget * N))`` heads (largest ``log_alpha``, each
+layer's best first), structurally sliced and optionally recovered for ``recovery_epochs``.
+Trained checkpoints are cached per study and setting: repeated settings cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from headsearch.gates import StaticGates, heads_for_budget, keep_first
+from headsearch.models.training import TrainConfig, train, trained_learning_rate
+from headsearch.strategies._gate_training import start_model, training_rows
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
+
+MASS_TOLERANCE = 0.02  # expected gate mass may exceed the budget by this much when training stops
+
+
+class StaticGatesStrategy(Strategy):
+    name = "static_gates"
+    search_space = "static_gates.yaml"
+
+    def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        L, H = context.num_layers, context.num_heads
+        budget = float(params.get("budget", 0.5))
+        count = heads_for_budget(budget, L, H)
+        lr = trained_learning_rate(context.dense) * float(params.get("lr_scale", 1.0))
+        epochs, max_epochs = int(params.get("epochs", 1)), int(params.get("max_epochs", 5))
+        rows = int(params.get("train_rows", 2000))
+        warm = bool(params.get("warm_start", True))
+        weight, gate_lr = float(params.get("penalty", 5.0)), float(params.get("gate_lr", 0.1))
+        key = ("static_gates", budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr)
+        if key not in context.cache:
+            clf = start_model(context, warm)
+            gates = StaticGates(L, H, budget, weight=weight, learning_rate=gate_lr, seed=context.seed)
+            data, ran = training_rows(context, rows), 0
+            # at least `epochs`, then on until the expected gate mass meets the budget (or max_epochs)
+            while ran < max(epochs, 1) or (gates.expected_mass().item() > budget + MASS_TOLERANCE and ran < max_epochs):
+                loss = train(clf, data, TrainConfig(epochs=1, learning_rate=lr, seed=context.seed + ran), gates=gates,
+                             progress=True)[-1]
+                ran += 1
+            context.cache[key] = (clf, gates.order(), gates.expected_mass().item(), loss, ran)
+        clf, order, mass, loss, ran = context.cache[key]
+        config = keep_first(order, count, L, H)
+        model = clf.prune(config)
+        recovery = int(params.get("recovery_epochs", 0))
+        if recovery:
+            train(model, training_rows(context, rows), TrainConfig(epochs=recovery, learning_rate=lr, seed=context.seed),
+                  progress=True)
+        info = {"budget": budget, "heads_kept": config.total_kept, "expected_gate_mass": mass, "final_train_loss": loss,
+                "gate_epochs": ran, "mass_met_budget": mass <= budget + MASS_TOLERANCE,
+                "warm_start": warm, "recovery_epochs": recovery}
+        description = (f"static gates for budget {budget:g}: {config.total_kept} heads (gate mass {mass:.3f})"
+                       f"{'' if warm else ', no warm start'}{f', recovered {recovery} epoch(s)' if recovery else ''}")
+        return Candidate(config, description, info, model=model)

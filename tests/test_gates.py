@@ -1,0 +1,82 @@
+"""Static and budget-conditioned head gates: monotone and nested kept sets, exact realised cost, caching."""
+
+import itertools
+
+import pytest
+import torch
+
+from headsearch.gates import BudgetGates, StaticGates, deployment_order, heads_for_budget, keep_first
+from headsearch.models.training import TrainConfig, train
+from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
+from headsearch.strategies.static_gates import StaticGatesStrategy
+from headsearch.testing import StrategyConformance, tiny_context
+
+BUDGETS = [0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
+
+
+class TestStaticGatesConformance(StrategyConformance):
+    strategy_name = "static_gates"
+
+
+class TestBudgetedGatesConformance(StrategyConformance):
+    strategy_name = "budgeted_gates"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return tiny_context(trained=True, layers=3, heads=4)
+
+
+def test_gate_function_is_monotone_in_the_budget():
+    gates = BudgetGates(3, 4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        gates.alpha.normal_(0, 3)
+        gates.beta.normal_(0, 3)
+    values = torch.stack([gates.gates(b) for b in BUDGETS])
+    assert (values[1:] >= values[:-1] - 1e-7).all()
+
+
+def test_kept_heads_are_nested_across_budgets(trained):
+    strategy = BudgetedGatesStrategy()
+    kept = {b: strategy.propose({"budget": b}, trained).head_config for b in BUDGETS}
+    assert len([k for k in trained.cache if k[0] == "budgeted_gates"]) == 1  # one checkpoint for every budget
+    for b1, b2 in itertools.combinations(BUDGETS, 2):
+        assert kept[b1].is_subset_of(kept[b2]), (b1, b2)
+
+
+@pytest.mark.parametrize("name", ["budgeted_gates", "static_gates"])
+def test_realised_cost_is_the_requested_budget(trained, name):
+    from headsearch.strategies.registry import get
+
+    strategy = get(name).cls()
+    L, H = trained.num_layers, trained.num_heads
+    for b in (0.25, 0.5, 0.75):
+        candidate = strategy.propose({"budget": b}, trained)
+        config = candidate.head_config
+        assert abs(config.total_kept - b * L * H) <= 1  # within one head per model
+        assert all(config.counts) and candidate.model.model.head_config == config  # sliced, a head per layer
+
+
+def test_static_gates_train_until_the_mass_meets_the_budget(trained):
+    candidate = StaticGatesStrategy().propose({"budget": 0.25, "max_epochs": 8}, trained)
+    assert candidate.info["mass_met_budget"] and candidate.info["expected_gate_mass"] <= 0.25 + 0.02
+
+
+def test_deployment_order_puts_a_head_of_every_layer_first():
+    scores = torch.tensor([[0.9, 0.8, 0.7], [0.1, 0.2, 0.05], [0.5, 0.95, 0.3]])
+    order = deployment_order(scores)
+    assert order[:3] == [(2, 1), (0, 0), (1, 1)]
+    assert keep_first(order, heads_for_budget(0.1, 3, 3), 3, 3).counts == (1, 1, 1)
+    assert keep_first(order, 5, 3, 3).kept == ((0, 1, 2), (1,), (1,))  # then the best of the rest: 0.8, 0.7
+    with pytest.raises(ValueError, match="budget"):
+        heads_for_budget(0.0, 3, 3)
+
+
+def test_gates_train_with_the_model_and_distillation_runs(trained):
+    clf = trained.dense.prune(trained.dense.model.head_config)
+    gates = StaticGates(3, 4, 0.25, learning_rate=0.1)
+    before = gates.log_alpha.detach().clone()
+    losses = train(clf, trained.train.head(64), TrainConfig(epochs=1, learning_rate=1e-3), gates=gates, progress=False,
+                   teacher=lambda ids, mask: trained.dense.model(ids, mask))
+    assert not gates.log_alpha.detach().equal(before) and all(torch.isfinite(torch.tensor(losses)))
