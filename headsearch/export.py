@@ -25,6 +25,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.text_classifier import TextClassifier
 
 HEAD_CONFIG_FILE = "head_config.json"
+HEAD_ORDER_FILE = "head_order.json"  # multi-budget exports: heads in keeping order
 CARD_FILE = "model_card.md"
 ONNX_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
@@ -41,11 +42,14 @@ def _sha256(path: Path) -> str:
 def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | None = None,
            objectives: Mapping[str, Any] | None = None,
            evaluate: Callable[[TextClassifier], Mapping[str, Any]] | None = None,
-           onnx: bool = True, overwrite: bool = False) -> Path:
+           onnx: bool = True, overwrite: bool = False, head_order: list[tuple[int, int]] | None = None) -> Path:
     """Prune ``clf`` to ``head_config`` (if given) and write a self-contained folder at ``out``.
 
     ``evaluate``, when given, is called on the model *reloaded from the written weights* and its
     results join ``objectives`` in the model card: figures are those of the artefact itself.
+    ``head_order`` (a budget-conditioned checkpoint's keeping order, ``headsearch.gates``) makes a
+    multi-budget export: the weights keep every head of ``clf`` and ``load(path, budget=b)`` slices
+    the first ``max(layers, round(b * N))`` heads of the order at load time.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -56,6 +60,11 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
     with atomic_folder(out) as tmp:
         pruned.save(tmp)
         config.save(tmp / HEAD_CONFIG_FILE)
+        if head_order is not None:
+            order = [[int(i), int(h)] for i, h in head_order]
+            if sorted(map(tuple, order)) != sorted((i, h) for i, kept in enumerate(config.kept) for h in kept):
+                raise ExportError("head_order must list every head the exported model keeps, once.")
+            (tmp / HEAD_ORDER_FILE).write_text(json.dumps(order) + "\n")
         if onnx:
             _write_onnx(pruned, tmp / ONNX_FILE)
         figures = dict(objectives or {})
@@ -67,8 +76,11 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
     return out
 
 
-def load(path: str | Path) -> TextClassifier:
-    """Rebuild the pruned model from an export folder alone, after checking every file's checksum."""
+def load(path: str | Path, *, budget: float | None = None) -> TextClassifier:
+    """Rebuild the pruned model from an export folder alone, after checking every file's checksum.
+
+    ``budget``: for a multi-budget export (one with ``head_order.json``), the fraction of heads to keep;
+    the model is sliced to the first ``max(layers, round(budget * N))`` heads of the recorded order."""
     path = Path(path)
     if not path.is_dir():
         raise ExportError(f"Export folder not found: {path}")
@@ -92,7 +104,19 @@ def load(path: str | Path) -> TextClassifier:
         raise ExportError(f"{path}: {exc}") from exc
     if config != clf.model.head_config:
         raise ExportError(f"{path}: {HEAD_CONFIG_FILE} does not match the heads present in the weights.")
-    return clf
+    if budget is None:
+        return clf
+    if not (path / HEAD_ORDER_FILE).is_file():
+        raise ExportError(f"{path}: not a multi-budget export (no {HEAD_ORDER_FILE}); load it without budget=.")
+    from headsearch.gates import heads_for_budget, keep_first
+
+    order = [tuple(pair) for pair in json.loads((path / HEAD_ORDER_FILE).read_text())]
+    spec = clf.model.spec
+    try:
+        count = heads_for_budget(budget, spec.num_layers, spec.num_heads)
+    except ValueError as exc:
+        raise ExportError(f"{exc} Pick budget in (0, 1].") from exc
+    return clf.prune(keep_first(order, count, spec.num_layers, spec.num_heads))
 
 
 def _write_onnx(clf: TextClassifier, file: Path) -> None:

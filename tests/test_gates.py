@@ -80,3 +80,25 @@ def test_gates_train_with_the_model_and_distillation_runs(trained):
     losses = train(clf, trained.train.head(64), TrainConfig(epochs=1, learning_rate=1e-3), gates=gates, progress=False,
                    teacher=lambda ids, mask: trained.dense.model(ids, mask))
     assert not gates.log_alpha.detach().equal(before) and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_one_export_serves_every_budget(trained, tmp_path):
+    from headsearch.errors import ExportError
+    from headsearch.export import export, load
+    from headsearch.strategies.budgeted_gates import checkpoint
+
+    clf, gates, _ = checkpoint(trained, {})
+    order = gates.order()
+    export(clf, tmp_path / "multi", head_order=order, onnx=False)
+    ids, mask = clf.encode(list(trained.search.texts[:8]))
+    for b in (0.25, 0.5, 1.0):
+        sliced = load(tmp_path / "multi", budget=b)
+        config = keep_first(order, heads_for_budget(b, 3, 4), 3, 4)
+        assert sliced.model.head_config == config
+        gated = clf.model(ids, mask, gates=torch.tensor(config.mask()))
+        assert torch.allclose(sliced.model(ids, mask), gated, atol=1e-5)
+    with pytest.raises(ExportError, match="budget"):
+        load(tmp_path / "multi", budget=1.5)
+    export(clf, tmp_path / "single", onnx=False)
+    with pytest.raises(ExportError, match="not a multi-budget export"):
+        load(tmp_path / "single", budget=0.5)
