@@ -144,6 +144,8 @@ def export(
                                                       "(default: the model's own).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of that dataset.")] = None,
     onnx: Annotated[bool, typer.Option(help="Also write model.onnx.")] = True,
+    all_budgets: Annotated[bool, typer.Option(help="From a budgeted_gates trial: export its whole checkpoint with the head "
+                                                   "order, so that load(path, budget=b) picks the budget at load time.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
     seq_len: SeqLen = 128,
     batch_size: BatchSize = 1,
@@ -177,11 +179,18 @@ def export(
     dense = TextClassifier.load(model_dir)  # the speedup reference
     clf = TextClassifier.load(source / trial_model) if trial_model else dense  # a trial's own (recovered) weights
     config = config or clf.model.head_config
+    head_order = None
+    if all_budgets:
+        head_order = clf.meta.get("head_order")
+        if head_order is None:
+            raise HeadsearchError("--all-budgets needs a budget-conditioned checkpoint (a budgeted_gates trial "
+                                  "without adaptation); this model records no head order.")
+        config = clf.model.head_config  # every head; the budget is chosen at load time
     dev = _dev_split(dense, dataset, data_dir)
     profile = HardwareProfile(threads=threads, batch_size=batch_size,
                               seq_len=min(seq_len, clf.model.spec.max_positions))
     written = write_export(
-        clf, out, head_config=config, onnx=onnx, overwrite=overwrite,
+        clf, out, head_config=config, onnx=onnx, overwrite=overwrite, head_order=head_order,
         evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_model(artefact.model).to_dict()
         | {"profile": json.dumps(profile.to_dict())},
     )

@@ -70,7 +70,7 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
         figures = dict(objectives or {})
         if evaluate is not None:
             figures.update(evaluate(TextClassifier.load(tmp)))
-        (tmp / CARD_FILE).write_text(_model_card(pruned, config, figures, onnx))
+        (tmp / CARD_FILE).write_text(_model_card(pruned, config, figures, onnx, multi_budget=head_order is not None))
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
         (tmp / MANIFEST_FILE).write_text(json.dumps({name: _sha256(tmp / name) for name in files}, indent=2) + "\n")
     return out
@@ -139,7 +139,8 @@ def _write_onnx(clf: TextClassifier, file: Path) -> None:
         quiet.setLevel(level)
 
 
-def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool) -> str:
+def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool, *,
+                multi_budget: bool = False) -> str:
     spec = clf.model.spec
     rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
     per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
@@ -166,8 +167,11 @@ Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 
 ```python
 from headsearch.export import load
-clf = load("path/to/this/folder")
+clf = load("path/to/this/folder"{', budget=0.5' if multi_budget else ''})
 clf.predict(["some text"])
 ```
+{"Multi-budget export: the weights hold every head and `head_order.json` their keeping order; "
+ "`load(path, budget=b)` keeps the first max(layers, round(b x heads)) of them (b in (0, 1]). "
+ "The objectives above are those of the whole checkpoint (b = 1)." if multi_budget else ""}
 {"ONNX: `model.onnx` takes `input_ids` and `attention_mask` (int64, [batch, seq]) and returns `logits`." if onnx else ""}
 """

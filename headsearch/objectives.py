@@ -70,11 +70,12 @@ class Evaluator:
         return self._memo[config]
 
     def evaluate_candidate(self, candidate: Candidate) -> Objectives:
-        """Objectives of a candidate: its own model when it has one (recovered weights), else ``evaluate``."""
+        """Objectives of a candidate: its own model (sliced to its head_config) when it has one, else ``evaluate``."""
         if candidate.model is not None:
-            if candidate.model.model.head_config != candidate.head_config:
-                raise ValueError("The candidate's model does not have the heads of its head_config.")
-            return self.evaluate_model(candidate.model.model)
+            model = candidate.model.model
+            if model.head_config != candidate.head_config:
+                model = model.prune(candidate.head_config)  # raises if the model lacks some of the heads
+            return self.evaluate_model(model)
         return self.evaluate(candidate.head_config)
 
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:

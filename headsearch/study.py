@@ -111,7 +111,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                 ran = run_trials(study, strategy=strategy, space=spaces[run.name], context=context,
                                  evaluate=evaluator.evaluate_candidate, objectives=config.objectives,
                                  n_trials=n_trials or run.n_trials, on_trial=log_trial,
-                                 save_model=lambda number, clf, name=run.name: _save_trial_model(out, name, number, clf),
+                                 save_model=_TrialModels(out, run.name).save,
                                  progress=progress)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
@@ -129,12 +129,21 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     return out
 
 
-def _save_trial_model(out: Path, strategy: str, number: int, clf: TextClassifier) -> str:
-    """Keep a trial's own weights (a recovered model) in the run folder; returns the path relative to it."""
-    relative = Path(TRIAL_MODELS) / f"{strategy}-{number}"
-    with atomic_folder(out / relative) as tmp:
-        clf.save(tmp)
-    return relative.as_posix()
+class _TrialModels:
+    """Keeps trials' own weights in the run folder, once per model object (trials that share a checkpoint
+    share its folder); ``save`` returns the path relative to the run folder."""
+
+    def __init__(self, out: Path, strategy: str):
+        self.out, self.strategy = out, strategy
+        self._saved: dict[int, tuple[TextClassifier, str]] = {}  # the model is kept so its id stays unique
+
+    def save(self, number: int, clf: TextClassifier) -> str:
+        if id(clf) not in self._saved:
+            relative = (Path(TRIAL_MODELS) / f"{self.strategy}-{number}").as_posix()
+            with atomic_folder(self.out / relative) as tmp:
+                clf.save(tmp)
+            self._saved[id(clf)] = (clf, relative)
+        return self._saved[id(clf)][1]
 
 
 def _remember(study: optuna.Study, evaluator: Evaluator) -> None:

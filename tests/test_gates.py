@@ -55,7 +55,7 @@ def test_realised_cost_is_the_requested_budget(trained, name):
         candidate = strategy.propose({"budget": b}, trained)
         config = candidate.head_config
         assert abs(config.total_kept - b * L * H) <= 1  # within one head per model
-        assert all(config.counts) and candidate.model.model.head_config == config  # sliced, a head per layer
+        assert all(config.counts) and config.is_subset_of(candidate.model.model.head_config)  # a head per layer
 
 
 def test_static_gates_train_until_the_mass_meets_the_budget(trained):

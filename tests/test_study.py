@@ -128,6 +128,34 @@ def test_recovered_trials_keep_their_weights_artefacts_and_export(tmp_path):
     exported = load(out / "export").model.state_dict()
     assert all(v.equal(exported[k]) for k, v in recovered.model.state_dict().items())  # not the un-recovered prune
 
+
+def test_budgeted_gate_trials_share_one_checkpoint_and_export_every_budget(tmp_path):
+    from typer.testing import CliRunner
+
+    from headsearch.cli import app
+    from headsearch.export import load
+
+    space = {"budget": {"low": 0.3, "high": 0.8}, "epochs": {"choices": [1]}, "train_rows": {"choices": [64]},
+             "adapt_epochs": {"high": 0}}
+    path = write_study(tmp_path, [{"name": "budgeted_gates", "n_trials": 2, "space": space}],
+                       model={"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 4, "hidden_size": 16,
+                                                            "intermediate_size": 32}, "train": {"epochs": 1, "train_rows": 200}})
+    out = run_study(load_study(path), progress=False, echo=quiet)
+    points = sorted(load_points(out), key=lambda p: p.trial)
+    assert [p.model_dir for p in points] == ["trial_models/budgeted_gates-0"] * 2  # one checkpoint, kept once
+    assert sorted(p.name for p in (out / "trial_models").iterdir()) == ["budgeted_gates-0"]
+
+    runner = CliRunner()
+    args = ["--no-onnx", "--seq-len", "16", "--repeats", "1"]
+    result = runner.invoke(app, ["export", str(out), "--strategy", "budgeted_gates", "--trial", "1", *args])
+    assert result.exit_code == 0, result.output
+    assert load(out / "export").model.head_config.to_dict() == points[1].head_config  # sliced to the trial
+    result = runner.invoke(app, ["export", str(out), "--strategy", "budgeted_gates", "--trial", "1", "--all-budgets",
+                                 "--out", str(tmp_path / "every"), *args])
+    assert result.exit_code == 0, result.output
+    assert load(tmp_path / "every", budget=0.25).model.head_config.total_kept == 2
+    assert load(tmp_path / "every").model.head_config.total_kept == 8
+
 PLUGIN = textwrap.dedent('''
     from headsearch.heads import HeadConfig
     from headsearch.strategies import Candidate, Strategy

@@ -48,8 +48,9 @@ class StudyContext:
 class Candidate:
     """A proposal: the heads to keep and what produced them (shown in reports and MLflow).
 
-    ``model``: the pruned classifier when the strategy changed weights (recovery fine-tuning); it is
-    what gets evaluated and exported. Without it the dense model is pruned to ``head_config``.
+    ``model``: the classifier when the strategy changed weights (recovery, gate training), holding
+    ``head_config``'s heads or more (a checkpoint that serves several budgets); it is sliced to
+    ``head_config``, evaluated and exported. Without it the dense model is pruned to ``head_config``.
     ``artifacts``: files for the trial's record (name -> text or bytes), e.g. a strategy's own plots.
     """
 

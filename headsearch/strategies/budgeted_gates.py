@@ -5,7 +5,9 @@ The checkpoint is trained once per study and training setting (cached): model we
 together from the dense checkpoint (``warm_start: false``: from a fresh initialisation), one budget
 drawn per batch from ``[budget_min, 0.95]``, soft gates. A trial then picks ``budget``: the first
 ``max(layers, round(budget * N))`` heads of the checkpoint's single head order (nested across budgets),
-structural slicing, and optionally ``adapt_epochs`` of hard-gate adaptation: the sliced model is
+structural slicing (the Candidate holds the whole checkpoint, with its head order in ``meta``, so
+the run keeps it once and ``headsearch export --all-budgets`` writes one artefact for every budget),
+and optionally ``adapt_epochs`` of hard-gate adaptation: the sliced model is
 fine-tuned with cross-entropy plus distillation from the soft checkpoint at the same budget. Departure
 from the paper: the paper's adaptation keeps straight-through hard gates on the full model; training
 the sliced model is the same forward pass (binary gates == slicing), without the zero heads.
@@ -38,7 +40,7 @@ class BudgetedGatesStrategy(Strategy):
                             TrainConfig(epochs=adapt, learning_rate=setting["learning_rate"], seed=context.seed),
                             teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True)
         else:
-            model = clf.prune(config)
+            model = clf  # the checkpoint itself: sliced for this trial, and one export serves every budget
         info = {"budget": budget, "heads_kept": config.total_kept, "soft_gate_mass": gates.gates(budget).mean().item(),
                 "adapt_epochs": adapt, "warm_start": setting["warm_start"],
                 "head_order": [list(h) for h in gates.order()]}
@@ -65,6 +67,7 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         train(clf, training_rows(context, setting["train_rows"]),
               TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
               gates=gates, progress=True)
+        clf.meta["head_order"] = [list(h) for h in gates.order()]  # what a multi-budget export records
         context.cache[key] = (clf, gates)
     clf, gates = context.cache[key]
     return clf, gates, setting
