@@ -39,6 +39,7 @@ class BudgetedGatesStrategy(Strategy):
             model = recover(clf, config, training_rows(context, setting["train_rows"]),
                             TrainConfig(epochs=adapt, learning_rate=setting["learning_rate"], seed=context.seed),
                             teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True)
+            model.meta.pop("head_order", None)  # sliced and retrained: it serves this budget only
         else:
             model = clf  # the checkpoint itself: sliced for this trial, and one export serves every budget
         info = {"budget": budget, "heads_kept": config.total_kept, "soft_gate_mass": gates.gates(budget).mean().item(),
