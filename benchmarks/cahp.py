@@ -25,6 +25,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models import accuracy
 from headsearch.models.training import TrainConfig, recover
 from headsearch.strategies._budget import keep_top, one_shot_importance
+from headsearch.strategies._training import training_rows
 from headsearch.strategies.cahp import CAHPSettings, select
 from headsearch.study import build_context
 from headsearch.study_config import load_study
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     L, H = context.num_layers, context.num_heads
     dev, test = context.search, load_split(config.data.dataset, "test", config.data.data_dir)
     lr = args.recovery_lr or dense.meta["training"]["config"]["learning_rate"]  # the dense model's own
-    rows = context.train.sample(min(args.recovery_rows, len(context.train)), seed=context.seed + 2)
+    rows = training_rows(context, args.recovery_rows)  # the rows the strategy's own recovery uses
     spec = dense.model.spec
     dense_flops = count_flops(spec, HeadConfig.dense(L, H), config.hardware.seq_len).total
     print(f"model {config.model.source} {L}x{H}; signatures and salience on {context.scoring.name} "

@@ -62,7 +62,7 @@ class StaticGates(nn.Module):
     """Hard-concrete gates for one target budget."""
 
     def __init__(self, num_layers: int, num_heads: int, budget: float, *, weight: float = 5.0,
-                 learning_rate: float = 0.05, init: float = 3.0, seed: int = 0):
+                 learning_rate: float = 0.1, init: float = 3.0, seed: int = 0):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.full((num_layers, num_heads), init))
         self.budget, self.weight, self.learning_rate = budget, weight, learning_rate
@@ -87,7 +87,7 @@ class BudgetGates(nn.Module):
     """Budget-conditioned monotone gates ``g(b) = sigmoid(alpha + softplus(beta) * logit(b))``."""
 
     def __init__(self, num_layers: int, num_heads: int, *, budgets: tuple[float, float] = (0.1, 0.95),
-                 mass_weight: float = 0.1, overshoot_weight: float = 1.0, learning_rate: float = 0.05,
+                 mass_weight: float = 0.1, overshoot_weight: float = 1.0, learning_rate: float = 0.1,
                  init: float = 3.0, seed: int = 0):
         super().__init__()
         self.alpha = nn.Parameter(torch.full((num_layers, num_heads), init))  # starts dense: every gate near 1

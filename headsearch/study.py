@@ -8,6 +8,7 @@ and the report written by ``headsearch.report``.
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +136,17 @@ class _TrialModels:
 
     def __init__(self, out: Path, strategy: str):
         self.out, self.strategy = out, strategy
-        self._saved: dict[int, tuple[TextClassifier, str]] = {}  # the model is kept so its id stays unique
+        # weak references: a recovered model is saved and dropped; a shared checkpoint stays alive in the cache
+        self._saved: dict[int, tuple[weakref.ref, str]] = {}
 
     def save(self, number: int, clf: TextClassifier) -> str:
-        if id(clf) not in self._saved:
+        known = self._saved.get(id(clf))
+        if known is None or known[0]() is not clf:  # an id can be reused once its model is gone
             relative = (Path(TRIAL_MODELS) / f"{self.strategy}-{number}").as_posix()
             with atomic_folder(self.out / relative) as tmp:
                 clf.save(tmp)
-            self._saved[id(clf)] = (clf, relative)
-        return self._saved[id(clf)][1]
+            known = self._saved[id(clf)] = (weakref.ref(clf), relative)
+        return known[1]
 
 
 def _remember(study: optuna.Study, evaluator: Evaluator) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from headsearch.gates import BudgetGates, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, recover, train, trained_learning_rate
-from headsearch.strategies._gate_training import start_model, training_rows
+from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 

@@ -47,6 +47,7 @@ from headsearch.mask_eval import MaskEvaluator
 from headsearch.models.training import TrainConfig, accuracy, recover
 from headsearch.report.plots import knee_png
 from headsearch.strategies._budget import one_shot_importance
+from headsearch.strategies._training import training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -209,7 +210,6 @@ class CAHPStrategy(Strategy):
             "k": sel.k, "heads_kept": config.total_kept, "restored_heads": len(sel.restored),
             "knee_fallback": sel.knee.fallback or "none", "curve": s.curve, "heads_per_layer": heads_per_layer,
             "mss_at_k": sel.clustering.mss,
-            "accuracy_before_recovery": accuracy(context.dense, context.search, gates=torch.tensor(config.mask())),
         }
         if s.curve == "accuracy":
             _, heldout = context.search.split(s.eval_rows, seed=context.seed)
@@ -217,10 +217,9 @@ class CAHPStrategy(Strategy):
             if len(heldout):
                 info["heldout_accuracy_before_recovery"] = accuracy(context.dense, heldout, gates=torch.tensor(config.mask()))
         model = None
-        if s.recovery_epochs > 0:
-            if context.train is None:
-                raise HeadsearchError("recovery_epochs > 0 needs the study's training split; this context has none.")
-            rows = context.train.sample(min(s.recovery_rows, len(context.train)), seed=context.seed + 2)
+        if s.recovery_epochs > 0:  # without recovery this is the objective's own accuracy: not measured twice
+            info["accuracy_before_recovery"] = accuracy(context.dense, context.search, gates=torch.tensor(config.mask()))
+            rows = training_rows(context, s.recovery_rows)
             model = recover(context.dense, config, rows, TrainConfig(epochs=s.recovery_epochs, learning_rate=s.recovery_lr,
                                                                      seed=context.seed), progress=True)
             info["recovery_rows"] = len(rows)

@@ -18,7 +18,7 @@ from typing import Any
 
 from headsearch.gates import StaticGates, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
-from headsearch.strategies._gate_training import start_model, training_rows
+from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 MASS_TOLERANCE = 0.02  # expected gate mass may exceed the budget by this much when training stops

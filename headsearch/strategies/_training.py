@@ -1,4 +1,4 @@
-"""What the gate strategies share: the rows they train on and the model they start from."""
+"""What strategies that train share: the training rows they use and the model they start from."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from headsearch.strategies.base import StudyContext
 def training_rows(context: StudyContext, rows: int) -> TextDataset:
     """``rows`` seeded rows of the study's training split (all of it when smaller)."""
     if context.train is None:
-        raise HeadsearchError("Gate training needs the study's training split; this context has none.")
+        raise HeadsearchError("This strategy trains and needs the study's training split; this context has none.")
     return context.train.sample(min(rows, len(context.train)), seed=context.seed + 3)
 
 
