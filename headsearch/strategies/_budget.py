@@ -14,10 +14,8 @@ from headsearch.strategies.base import StudyContext
 
 def one_shot_importance(context: StudyContext, *, normalize_layers: bool = True) -> torch.Tensor:
     """Michel et al. importance of every dense head on the scoring split, memoised in ``context.cache``."""
-    key = ("importance", "one-shot", normalize_layers)
-    if key not in context.cache:
-        context.cache[key] = gradient_importance(context.dense, context.scoring, normalize_layers=normalize_layers)
-    return context.cache[key]
+    return context.cached(("importance", "one-shot", normalize_layers),
+                          lambda: gradient_importance(context.dense, context.scoring, normalize_layers=normalize_layers))
 
 
 def heads_for_fraction(fraction: float, num_layers: int, num_heads: int) -> int:

@@ -242,13 +242,10 @@ class AStarStrategy(Strategy):
             eval_budget=int(params.get("eval_budget", 2000)),
             time_limit_s=params.get("time_limit_s"),
         )
-        key = ("astar", rows, settings)
-        if key not in context.cache:
-            evaluator_key = ("astar", "evaluator", rows)  # tokenised once per subset, shared by its settings
-            if evaluator_key not in context.cache:
-                context.cache[evaluator_key] = MaskEvaluator(context.dense, subset)
-            context.cache[key] = astar_prune(context.cache[evaluator_key], settings, progress=True)
-        result: AStarResult = context.cache[key]
+        result: AStarResult = context.cached(("astar", rows, settings), lambda: astar_prune(
+            # tokenised once per subset, shared by its settings
+            context.cached(("astar", "evaluator", rows), lambda: MaskEvaluator(context.dense, subset)),
+            settings, progress=True))
         info = {
             "search_rows": len(subset), "search_accuracy": result.score.accuracy,
             "dense_search_accuracy": result.dense_score.accuracy, "heads_pruned": len(result.pruned),

@@ -9,7 +9,7 @@ the strategy object, so drivers in other processes can rebuild it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +38,12 @@ class StudyContext:
     @property
     def num_layers(self) -> int:
         return self.dense.model.num_layers
+
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``cache[key]``, computed by ``compute()`` the first time it is asked for."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
     @property
     def num_heads(self) -> int:

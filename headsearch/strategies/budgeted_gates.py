@@ -32,7 +32,8 @@ class BudgetedGatesStrategy(Strategy):
         L, H = context.num_layers, context.num_heads
         budget = float(params.get("budget", 0.5))
         clf, gates, setting = checkpoint(context, params)
-        config = keep_first(gates.order(), heads_for_budget(budget, L, H), L, H)
+        order = [tuple(h) for h in clf.meta["head_order"]]
+        config = keep_first(order, heads_for_budget(budget, L, H), L, H)
         adapt = int(params.get("adapt_epochs", 0))
         if adapt:
             soft = gates.gates(budget).detach()
@@ -44,7 +45,7 @@ class BudgetedGatesStrategy(Strategy):
             model = clf  # the checkpoint itself: sliced for this trial, and one export serves every budget
         info = {"budget": budget, "heads_kept": config.total_kept, "soft_gate_mass": gates.gates(budget).mean().item(),
                 "adapt_epochs": adapt, "warm_start": setting["warm_start"],
-                "head_order": [list(h) for h in gates.order()]}
+                "head_order": [list(h) for h in order]}
         description = (f"budget-conditioned gates at b={budget:g}: {config.total_kept} heads"
                        f"{f', adapted {adapt} epoch(s) with distillation' if adapt else ''}")
         return Candidate(config, description, info, model=model)
@@ -59,8 +60,8 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         "mass_weight": float(params.get("mass_weight", 0.1)), "overshoot_weight": float(params.get("overshoot_weight", 1.0)),
         "gate_lr": float(params.get("gate_lr", 0.1)),
     }
-    key = ("budgeted_gates", tuple(sorted(setting.items())))
-    if key not in context.cache:
+
+    def fit() -> tuple:
         clf = start_model(context, setting["warm_start"])
         gates = BudgetGates(context.num_layers, context.num_heads, budgets=(setting["budget_min"], 0.95),
                             mass_weight=setting["mass_weight"], overshoot_weight=setting["overshoot_weight"],
@@ -68,7 +69,8 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         train(clf, training_rows(context, setting["train_rows"]),
               TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
               gates=gates, progress=True)
-        clf.meta["head_order"] = [list(h) for h in gates.order()]  # what a multi-budget export records
-        context.cache[key] = (clf, gates)
-    clf, gates = context.cache[key]
+        clf.meta["head_order"] = [list(h) for h in gates.order()]  # the keeping order; a multi-budget export records it
+        return clf, gates
+
+    clf, gates = context.cached(("budgeted_gates", tuple(sorted(setting.items()))), fit)
     return clf, gates, setting

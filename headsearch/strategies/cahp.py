@@ -119,25 +119,19 @@ class Selection:
     restored: tuple[tuple[int, int], ...]  # heads put back by the one-head-per-layer guardrail
 
 
-def _cached(context: StudyContext, key: tuple, compute):
-    if key not in context.cache:
-        context.cache[key] = compute()
-    return context.cache[key]
-
-
 def prepared_points(context: StudyContext, s: CAHPSettings) -> tuple[np.ndarray, np.ndarray, list[Clustering]]:
     """Features, 2-D embedding and the k-medoids sweep for ``s``, each cached per the settings it depends on."""
-    stats = _cached(context, ("cahp", "stats", s.pool_size),
+    stats = context.cached(("cahp", "stats", s.pool_size),
                     lambda: class_stats(context.dense, context.scoring, pool_size=s.pool_size, progress=True))
-    feats = _cached(context, ("cahp", "features", s.pool_size, s.distance),
+    feats = context.cached(("cahp", "features", s.pool_size, s.distance),
                     lambda: separability_features(stats, s.distance))
     if len(feats) < 4:
         raise HeadsearchError(f"CAHP needs at least 4 heads to choose a number of clusters; the model has {len(feats)}.")
     tsne = (s.perplexity, s.tsne_init) if s.embedding == "tsne" else None
     key = ("cahp", "embedding", s.pool_size, s.distance, s.embedding, tsne, s.seed)
-    points = _cached(context, key, lambda: embed(feats, s.embedding, perplexity=s.perplexity, tsne_init=s.tsne_init,
+    points = context.cached(key, lambda: embed(feats, s.embedding, perplexity=s.perplexity, tsne_init=s.tsne_init,
                                                  seed=s.seed))
-    sweep = _cached(context, (*key, "sweep"), lambda: kmedoids_sweep(points, range(2, len(points)), seed=s.seed))
+    sweep = context.cached((*key, "sweep"), lambda: kmedoids_sweep(points, range(2, len(points)), seed=s.seed))
     return feats, points, sweep
 
 
@@ -163,7 +157,7 @@ def select(context: StudyContext, s: CAHPSettings) -> Selection:
     """Steps 1-5: the configuration CAHP keeps for settings ``s`` (cached per settings)."""
     key = ("cahp", "selection", s.pool_size, s.distance, s.embedding, s.perplexity, s.tsne_init, s.seed, s.curve, s.poly_degree,
            s.sensitivity, s.online, s.representative, s.eval_rows if s.curve == "accuracy" else None)
-    return _cached(context, key, lambda: _select(context, s))
+    return context.cached(key, lambda: _select(context, s))
 
 
 def _select(context: StudyContext, s: CAHPSettings) -> Selection:
@@ -179,7 +173,7 @@ def _select(context: StudyContext, s: CAHPSettings) -> Selection:
         chosen = knee.index
     else:
         subset, _ = context.search.split(s.eval_rows, seed=context.seed)
-        evaluator = _cached(context, ("cahp", "mask-evaluator", s.eval_rows), lambda: MaskEvaluator(context.dense, subset))
+        evaluator = context.cached(("cahp", "mask-evaluator", s.eval_rows), lambda: MaskEvaluator(context.dense, subset))
         scores = evaluator.score([torch.tensor(cfg.mask()) for cfg, _ in configs])
         best: dict[int, int] = {}  # heads kept -> index of the most accurate configuration with that many
         for i, ((cfg, _), score) in enumerate(zip(configs, scores, strict=True)):

@@ -57,9 +57,8 @@ class ImportanceStrategy(Strategy):
             scores = one_shot_importance(context, normalize_layers=normalize)
             return Candidate(keep_top(scores.tolist(), budget), f"top {budget} heads by importance")
         step = params.get("step", 0.1)
-        key = ("importance", "iterative", normalize, step)
-        if key not in context.cache:
-            context.cache[key] = removal_order(context, normalize_layers=normalize, step=step)
-        removed = set(context.cache[key][: L * H - budget])
+        order = context.cached(("importance", "iterative", normalize, step),
+                               lambda: removal_order(context, normalize_layers=normalize, step=step))
+        removed = set(order[: L * H - budget])
         kept = tuple(tuple(h for h in range(H) if (i, h) not in removed) for i in range(L))
         return Candidate(HeadConfig(kept, H), f"{budget} heads after iterative pruning (step {step})")

@@ -37,8 +37,7 @@ class StaticGatesStrategy(Strategy):
         rows = int(params.get("train_rows", 2000))
         warm = bool(params.get("warm_start", True))
         weight, gate_lr = float(params.get("penalty", 5.0)), float(params.get("gate_lr", 0.1))
-        key = ("static_gates", budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr)
-        if key not in context.cache:
+        def fit() -> tuple:
             clf = start_model(context, warm)
             gates = StaticGates(L, H, budget, weight=weight, learning_rate=gate_lr, seed=context.seed)
             data, ran = training_rows(context, rows), 0
@@ -47,8 +46,10 @@ class StaticGatesStrategy(Strategy):
                 loss = train(clf, data, TrainConfig(epochs=1, learning_rate=lr, seed=context.seed + ran), gates=gates,
                              progress=True)[-1]
                 ran += 1
-            context.cache[key] = (clf, gates.order(), gates.expected_mass().item(), loss, ran)
-        clf, order, mass, loss, ran = context.cache[key]
+            return clf, gates.order(), gates.expected_mass().item(), loss, ran
+
+        clf, order, mass, loss, ran = context.cached(
+            ("static_gates", budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr), fit)
         config = keep_first(order, count, L, H)
         model = clf.prune(config)
         recovery = int(params.get("recovery_epochs", 0))
