@@ -191,7 +191,7 @@ def export(
                               seq_len=min(seq_len, clf.model.spec.max_positions))
     written = write_export(
         clf, out, head_config=config, onnx=onnx, overwrite=overwrite, head_order=head_order,
-        evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_model(artefact.model).to_dict()
+        evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_classifier(artefact).to_dict()
         | {"profile": json.dumps(profile.to_dict())},
     )
     typer.echo(f"Exported {config} to {written}")

@@ -54,8 +54,12 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
     out = Path(out)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass overwrite=True (CLI: --overwrite) or choose another folder.")
-    pruned = clf.prune(head_config) if head_config is not None else clf
+    routed = clf.router is not None
+    if routed and head_config is not None and head_config != clf.model.head_config:
+        raise ExportError("A routed model (per-input budgets) keeps every head; export it without a head configuration.")
+    pruned = clf.prune(head_config) if head_config is not None and not routed else clf
     pruned.model.eval()
+    onnx = onnx and not routed  # the runtime's per-input choice is data-dependent control flow
     config = pruned.model.head_config
     with atomic_folder(out) as tmp:
         pruned.save(tmp)
@@ -70,7 +74,8 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
         figures = dict(objectives or {})
         if evaluate is not None:
             figures.update(evaluate(TextClassifier.load(tmp)))
-        (tmp / CARD_FILE).write_text(_model_card(pruned, config, figures, onnx, multi_budget=head_order is not None))
+        (tmp / CARD_FILE).write_text(_model_card(pruned, config, figures, onnx, multi_budget=head_order is not None,
+                                                 routed=routed))
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
         (tmp / MANIFEST_FILE).write_text(json.dumps({name: _sha256(tmp / name) for name in files}, indent=2) + "\n")
     return out
@@ -106,6 +111,8 @@ def load(path: str | Path, *, budget: float | None = None) -> TextClassifier:
         raise ExportError(f"{path}: {HEAD_CONFIG_FILE} does not match the heads present in the weights.")
     if budget is None:
         return clf
+    if clf.router is not None:
+        raise ExportError(f"{path}: a routed export chooses each input's budget itself; load it without budget=.")
     if not (path / HEAD_ORDER_FILE).is_file():
         raise ExportError(f"{path}: not a multi-budget export (no {HEAD_ORDER_FILE}); load it without budget=.")
     from headsearch.gates import heads_for_budget, keep_first
@@ -140,15 +147,24 @@ def _write_onnx(clf: TextClassifier, file: Path) -> None:
 
 
 def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool, *,
-                multi_budget: bool = False) -> str:
+                multi_budget: bool = False, routed: bool = False) -> str:
     spec = clf.model.spec
+    if routed:
+        r = clf.router.spec
+        heads = (f"Per-input head budgets (BudgetFormer): the weights keep all {config.total_heads} heads and "
+                 f"`router.safetensors` a {'per-layer' if r.per_layer else 'global'} budget controller\n"
+                 f"(s in [{r.s_min:g}, {r.s_max:g}]) and per-layer relevance scorers; for each input and layer the "
+                 f"runtime computes only the top {r.rounding}(s x {spec.num_heads}) heads.\nThe objectives below are "
+                 "means over the evaluation split (FLOPs) and timings on its rows.")
+    else:
+        heads = (f"Heads kept: {config.total_kept} of {config.total_heads} ({config.fraction_kept:.1%}); the removed heads'\n"
+                 "weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.")
     rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
     per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
     return f"""# headsearch export
 
 Base model: `{clf.source}` ({spec.num_layers} layers x {spec.num_heads} heads, hidden {spec.hidden_size}).
-Heads kept: {config.total_kept} of {config.total_heads} ({config.fraction_kept:.1%}); the removed heads'
-weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.
+{heads}
 Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 
 ## Objectives
@@ -174,4 +190,5 @@ clf.predict(["some text"])
  "`load(path, budget=b)` keeps the first max(layers, round(b x heads)) of them (b in (0, 1]). "
  "The objectives above are those of the whole checkpoint (b = 1)." if multi_budget else ""}
 {"ONNX: `model.onnx` takes `input_ids` and `attention_mask` (int64, [batch, seq]) and returns `logits`." if onnx else ""}
+{"No ONNX file: the per-input choice of heads is data-dependent control flow; run it with `load`." if routed else ""}
 """

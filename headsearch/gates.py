@@ -72,12 +72,14 @@ class StaticGates(nn.Module):
         """Expected fraction of heads with a non-zero gate (the L0 norm / N)."""
         return torch.sigmoid(self.log_alpha - _BETA * math.log(-_GAMMA / _ZETA)).mean()
 
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw(self, progress: float = 0.0) -> torch.Tensor:
         u = torch.rand(self.log_alpha.shape, generator=self._generator).clamp(1e-6, 1 - 1e-6)
         s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / _BETA)
-        gates = (s * (_ZETA - _GAMMA) + _GAMMA).clamp(0.0, 1.0)
+        return (s * (_ZETA - _GAMMA) + _GAMMA).clamp(0.0, 1.0)
+
+    def penalty(self) -> torch.Tensor:
         over = F.relu(self.expected_mass() - self.budget)
-        return gates, self.weight * (over + over ** 2)
+        return self.weight * (over + over ** 2)
 
     def order(self) -> list[tuple[int, int]]:
         return deployment_order(self.log_alpha.detach())
@@ -100,11 +102,14 @@ class BudgetGates(nn.Module):
         b = torch.tensor(budget).clamp(1e-4, 1 - 1e-4)
         return torch.sigmoid(self.alpha + F.softplus(self.beta) * torch.logit(b))
 
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        budget = self._rng.uniform(*self.budgets)
-        g = self.gates(budget)
-        mass = g.mean()
-        return g, self.mass_weight * mass + self.overshoot_weight * F.relu(mass - budget) ** 2
+    def draw(self, progress: float = 0.0) -> torch.Tensor:
+        self._budget = self._rng.uniform(*self.budgets)
+        self._drawn = self.gates(self._budget)
+        return self._drawn
+
+    def penalty(self) -> torch.Tensor:
+        mass = self._drawn.mean()
+        return self.mass_weight * mass + self.overshoot_weight * F.relu(mass - self._budget) ** 2
 
     def crossing_budgets(self) -> torch.Tensor:
         """``[layers, heads]``: the budget at which each gate reaches 1/2 (lower = kept earlier)."""

@@ -1,12 +1,17 @@
 """Objectives of a pruned model: accuracy, FLOPs, measured latency and speedup, parameters.
 
 Directions of every objective are declared here, once. Latency and speedup are measured on the
-structurally pruned model, never on a masked one (masking is not speed).
+structurally pruned model, never on a masked one (masking is not speed). A routed model (per-input
+budgets) is measured through its runtime, which computes only each input's chosen heads: FLOPs are the
+mean over the split's examples and latency is timed on the split's own rows (padded to the profile's
+sequence length), since its cost depends on the input.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import torch
 
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
 from headsearch.data.text import TextDataset
@@ -14,6 +19,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import TextClassifier
+from headsearch.routing import router_flops
 from headsearch.strategies.base import Candidate
 
 DIRECTIONS = {
@@ -71,6 +77,8 @@ class Evaluator:
 
     def evaluate_candidate(self, candidate: Candidate) -> Objectives:
         """Objectives of a candidate: its own model (sliced to its head_config) when it has one, else ``evaluate``."""
+        if candidate.model is not None and candidate.model.router is not None:
+            return self.evaluate_routed(candidate.model)
         if candidate.model is not None:
             model = candidate.model.model
             if model.head_config != candidate.head_config:
@@ -78,9 +86,56 @@ class Evaluator:
             return self.evaluate_model(model)
         return self.evaluate(candidate.head_config)
 
+    def evaluate_classifier(self, clf: TextClassifier) -> Objectives:
+        """Objectives of a classifier as it stands, pruned or routed (for example one reloaded from an export)."""
+        return self.evaluate_routed(clf) if clf.router is not None else self.evaluate_model(clf.model)
+
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:
         """Reuse objectives measured earlier (a resumed study's completed trials)."""
         self._memo.setdefault(config, objectives)
+
+    def evaluate_routed(self, clf: TextClassifier) -> Objectives:
+        """Objectives of a routed model: accuracy and mean FLOPs per example over the split, latency
+        timed on the split's rows, interleaved with the dense model on the same rows."""
+        spec, router = clf.model.spec, clf.router
+        with router.tracing() as trace:
+            accuracy = self.accuracy(clf.runtime)
+        counts = trace.kept().sum(-1)  # [examples, layers]
+        per_set: dict[tuple[int, ...], int] = {}
+        for row in counts.tolist():
+            key = tuple(row)
+            if key not in per_set:
+                per_set[key] = count_flops(spec, HeadConfig(tuple(tuple(range(c)) for c in key), spec.num_heads),
+                                           self.profile.seq_len).total
+        flops = sum(per_set[tuple(row)] for row in counts.tolist()) / len(counts) + router_flops(router.spec)
+        timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
+                                 inputs=self._timing_batches(clf))
+        heads = float(counts.sum(-1).float().mean())
+        total = spec.num_layers * spec.num_heads
+        return Objectives(
+            accuracy=accuracy,
+            flops=round(flops),
+            flops_ratio=flops / self._dense_flops,
+            params=count_params(spec, HeadConfig.dense(spec.num_layers, spec.num_heads))
+            + sum(p.numel() for p in router.parameters()),
+            latency_ms=timing.pruned.median_ms,
+            dense_latency_ms=timing.dense.median_ms,
+            speedup=timing.speedup,
+            heads_kept=round(heads),
+            fraction_kept=heads / total,
+            eval_split=self.data.name,
+        )
+
+    def _timing_batches(self, clf: TextClassifier, batches: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The split's first rows in batches of the profile's size, padded to its sequence length."""
+        size, seq = self.profile.batch_size, self.profile.seq_len
+        texts = list(self.data.texts[: max(size * batches, 32)])
+        out = []
+        for start in range(0, len(texts), size):
+            ids, mask = clf.tokenizer.encode(texts[start:start + size], min(clf.max_length, seq))
+            pad = seq - ids.shape[1]
+            out.append((torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad))))
+        return out
 
     def evaluate_model(self, model: HeadedClassifier) -> Objectives:
         """Objectives of an already pruned model (for example one reloaded from an export)."""

@@ -156,6 +156,39 @@ def test_budgeted_gate_trials_share_one_checkpoint_and_export_every_budget(tmp_p
     assert load(tmp_path / "every", budget=0.25).model.head_config.total_kept == 2
     assert load(tmp_path / "every").model.head_config.total_kept == 8
 
+def test_budgetformer_trials_log_routing_and_export_a_routed_model(tmp_path):
+    import mlflow
+    from typer.testing import CliRunner
+
+    from headsearch.cli import app
+    from headsearch.export import load
+
+    space = {"epochs": {"choices": [1]}, "train_rows": {"choices": [64]}}
+    path = write_study(tmp_path, [{"name": "budgetformer", "n_trials": 1, "space": space}],
+                       model={"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 4, "hidden_size": 16,
+                                                            "intermediate_size": 32}, "train": {"epochs": 1, "train_rows": 200}})
+    out = run_study(load_study(path), progress=False, echo=quiet)
+    (point,) = load_points(out)
+    assert point.model_dir == "trial_models/budgetformer-0"
+    assert 0 < point.objectives["fraction_kept"] <= 0.9 and point.objectives["flops_ratio"] < 1.0
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (trial_run,) = mlflow.search_runs(search_all_experiments=True, filter_string="tags.trial = '0'", output_format="list")
+    assert {"info.s_mean", "info.s_p90", "info.heads_mean"} <= set(trial_run.data.metrics)
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(trial_run.info.run_id)}
+    assert {"budget_s_hist.png", "budget_s_by_class.png", "budget_s_by_length.png", "heads_chosen.png"} <= logged
+
+    result = CliRunner().invoke(app, ["export", str(out), "--strategy", "budgetformer", "--trial", "0",
+                                      "--seq-len", "16", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    routed = load(out / "export")
+    assert routed.router is not None and not (out / "export" / "model.onnx").exists()
+    texts = ["w1 w2 c0x1 w3", "not c1x2 w4"]
+    with routed.router.tracing() as trace:
+        labels = routed.predict(texts)
+    assert labels and trace.kept().shape == (2, 2, 4)
+
+
 PLUGIN = textwrap.dedent('''
     from headsearch.heads import HeadConfig
     from headsearch.strategies import Candidate, Strategy

@@ -90,13 +90,18 @@ def _inputs(model: HeadedClassifier, profile: HardwareProfile) -> tuple[torch.Te
     return ids.to(profile.device), torch.ones_like(ids, device=profile.device)
 
 
-def _timer(model: HeadedClassifier, profile: HardwareProfile) -> benchmark.Timer:
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _timer(model: torch.nn.Module, profile: HardwareProfile, inputs: Batches | None) -> benchmark.Timer:
+    """A timer of one call: a forward pass of every batch in ``inputs`` (default: one random batch)."""
     model.eval().to(profile.device)
-    ids, mask = _inputs(model, profile)
+    batches = [(i.to(profile.device), m.to(profile.device)) for i, m in inputs] if inputs else [_inputs(model, profile)]
 
     def call() -> None:
         with torch.inference_mode():
-            model(ids, mask)
+            for ids, mask in batches:
+                model(ids, mask)
 
     return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
 
@@ -106,29 +111,33 @@ def _calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float
     return max(1, int(min_run_s / max(per_call, 1e-9)) + 1) if per_call < min_run_s else 1
 
 
-def _latency(samples_s: list[float], profile: HardwareProfile) -> Latency:
-    ms = [1000.0 * s for s in samples_s]
+def _latency(samples_s: list[float], profile: HardwareProfile, batches: int = 1) -> Latency:
+    ms = [1000.0 * s / batches for s in samples_s]
     q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
     return Latency(statistics.median(ms), q[2] - q[0], tuple(ms), profile)
 
 
-def measure_latency(model: HeadedClassifier, profile: HardwareProfile, *, repeats: int = 15, warmup: int = 3,
-                    min_run_s: float = 0.05) -> Latency:
-    """Median time of one forward pass of a batch on ``profile``."""
-    timer = _timer(model, profile)
+def measure_latency(model: torch.nn.Module, profile: HardwareProfile, *, repeats: int = 15, warmup: int = 3,
+                    min_run_s: float = 0.05, inputs: Batches | None = None) -> Latency:
+    """Median time of one forward pass of a batch on ``profile``. ``inputs``: real batches (a model whose
+    cost depends on its input, such as a routed one), timed in turn; the figure is per batch. Default:
+    one batch of random tokens of the profile's shape."""
+    timer = _timer(model, profile, inputs)
     number = _calls_per_measurement(timer, warmup, min_run_s)
-    return _latency([timer.timeit(number).mean for _ in range(repeats)], profile)
+    return _latency([timer.timeit(number).mean for _ in range(repeats)], profile, len(inputs or [None]))
 
 
-def measure_speedup(dense: HeadedClassifier, pruned: HeadedClassifier, profile: HardwareProfile, *,
-                    repeats: int = 15, warmup: int = 3, min_run_s: float = 0.05) -> Speedup:
-    """Dense and pruned latency measured interleaved in this process; speedup is the ratio of medians."""
-    timers = {"dense": _timer(dense, profile), "pruned": _timer(pruned, profile)}
+def measure_speedup(dense: HeadedClassifier, pruned: torch.nn.Module, profile: HardwareProfile, *,
+                    repeats: int = 15, warmup: int = 3, min_run_s: float = 0.05, inputs: Batches | None = None) -> Speedup:
+    """Dense and pruned latency measured interleaved in this process, on the same ``inputs``
+    (see ``measure_latency``); speedup is the ratio of medians."""
+    timers = {"dense": _timer(dense, profile, inputs), "pruned": _timer(pruned, profile, inputs)}
     numbers = {k: _calls_per_measurement(t, warmup, min_run_s) for k, t in timers.items()}
     samples: dict[str, list[float]] = {"dense": [], "pruned": []}
     for r in range(repeats):
         for key in ("dense", "pruned") if r % 2 == 0 else ("pruned", "dense"):
             samples[key].append(timers[key].timeit(numbers[key]).mean)
-    d, p = _latency(samples["dense"], profile), _latency(samples["pruned"], profile)
+    batches = len(inputs or [None])
+    d, p = _latency(samples["dense"], profile, batches), _latency(samples["pruned"], profile, batches)
     ratios = tuple(a / b for a, b in zip(samples["dense"], samples["pruned"], strict=True))
     return Speedup(d, p, d.median_ms / p.median_ms, ratios)

@@ -45,3 +45,39 @@ def negation_task(num_examples: int, *, num_classes: int = 2, seed: int = 0, min
         labels.append((topic + 1) % num_classes if negated else topic)
     names = tuple(f"class{k}" for k in range(num_classes))
     return TextDataset(tuple(texts), tuple(labels), names, f"negation(seed={seed})")
+
+
+
+def lookup_task(num_examples: int, *, num_lookups: int = 4, length: int = 16, seed: int = 0) -> TextDataset:
+    """Inputs that need a known number of heads: 1..``num_lookups`` independent token-pair lookups.
+
+    Lookup ``j`` is active when its key word ``k{j}`` is in the sentence; its answer word, ``y{j}`` or
+    ``n{j}``, always is (for an inactive lookup a random distractor). Label ``bad`` when some active
+    lookup's answer is ``n{j}`` (exactly one, in half the sentences), else ``ok``. A mean of per-token
+    features cannot express "``k{j}`` and ``n{j}`` both present", so each lookup needs attention; with
+    head dimension 1 a head's score matrix has rank 1 and serves about one key-answer pairing, so an
+    input with ``n`` active lookups needs about ``n`` heads. ``count_lookups`` reads ``n`` from a text.
+    """
+    if num_lookups < 1 or length < 2 * num_lookups:
+        raise ValueError(f"lookup_task needs num_lookups >= 1 and length >= 2 * num_lookups. Got {num_lookups}, {length}.")
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(num_examples):
+        active = rng.sample(range(num_lookups), rng.randint(1, num_lookups))
+        bad = rng.random() < 0.5
+        wrong = rng.choice(active) if bad else None
+        words = [rng.choice(_FILLER[:30]) for _ in range(length)]
+        free = rng.sample(range(length), len(active) + num_lookups)
+        for j in active:
+            words[free.pop()] = f"k{j}"
+        for j in range(num_lookups):
+            answer = ("n" if j == wrong else "y") if j in active else rng.choice("yn")
+            words[free.pop()] = f"{answer}{j}"
+        texts.append(" ".join(words))
+        labels.append(1 if bad else 0)
+    return TextDataset(tuple(texts), tuple(labels), ("ok", "bad"), f"lookups(seed={seed})")
+
+
+def count_lookups(text: str) -> int:
+    """Number of active lookups in a ``lookup_task`` sentence (its key words)."""
+    return sum(1 for w in text.split() if w[0] == "k" and w[1:].isdigit())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -170,7 +170,11 @@ class EncoderLayer(nn.Module):
         self.activation = ACTIVATIONS[spec.activation]
 
     def forward(self, x: torch.Tensor, mask_bias: torch.Tensor, gates: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask_bias, gates)))
+        return self.finish(x, self.attention(x, mask_bias, gates))
+
+    def finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The layer after its attention block (a runtime that computes attention its own way reuses it)."""
+        x = self.attention_norm(x + self.dropout(attended))
         return self.output_norm(x + self.dropout(self.output(self.activation(self.intermediate(x)))))
 
 
@@ -191,6 +195,11 @@ class Embeddings(nn.Module):
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings.weight[0]
         return self.dropout(self.LayerNorm(x))
+
+
+# Gates computed during the forward pass from each layer's input (per-input routing, headsearch.routing):
+# called as gate_fn(layer_index, layer_input [batch, seq, hidden], attention_mask) -> gates [batch, heads].
+GateFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class HeadedClassifier(nn.Module):
@@ -227,27 +236,35 @@ class HeadedClassifier(nn.Module):
         return HeadConfig(tuple(layer.attention.heads for layer in self.layers), self.spec.num_heads)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                gates: torch.Tensor | None = None) -> torch.Tensor:
+                gates: torch.Tensor | GateFn | None = None) -> torch.Tensor:
         """Logits ``[batch, classes]``. ``gates``: ``[layers, heads]`` or ``[batch, layers, heads]``,
-        binary or soft, indexed by the dense model's heads; each head's output is multiplied by its gate."""
+        binary or soft, indexed by the dense model's heads; each head's output is multiplied by its gate.
+        A ``GateFn`` instead computes each layer's ``[batch, heads]`` gates from that layer's input."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         return self.classify(self.encode(input_ids, attention_mask, gates), attention_mask)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               gates: torch.Tensor | None = None) -> torch.Tensor:
+               gates: torch.Tensor | GateFn | None = None) -> torch.Tensor:
         """Final token states ``[batch, seq, hidden]`` (what ``BertModel`` calls ``last_hidden_state``)."""
         return self.run_layers(self.embeddings(input_ids), attention_mask, gates)
 
     # -- the forward pass in pieces, so a caller can restart it at a layer (mask search reuses prefixes)
-    def run_layers(self, x: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor | None = None, *,
-                   start: int = 0, stop: int | None = None) -> torch.Tensor:
+    def run_layers(self, x: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor | GateFn | None = None,
+                   *, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Token states after layers ``start..stop-1`` given the states ``x`` entering layer ``start``."""
-        gates = self._check_gates(gates, x.shape[0])
-        mask_bias = ((1.0 - attention_mask.to(x.dtype)) * torch.finfo(x.dtype).min)[:, None, None, :]
+        gate_fn = gates if callable(gates) else None
+        gates = None if gate_fn is not None else self._check_gates(gates, x.shape[0])
+        mask_bias = self.mask_bias(attention_mask, x.dtype)
         for i in range(start, self.num_layers if stop is None else stop):
-            x = self.layers[i](x, mask_bias, None if gates is None else gates[:, i])
+            g = gate_fn(i, x, attention_mask) if gate_fn is not None else None if gates is None else gates[:, i]
+            x = self.layers[i](x, mask_bias, g)
         return x
+
+    @staticmethod
+    def mask_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``[batch, 1, 1, seq]`` additive attention bias: 0 for real tokens, the dtype's minimum for padding."""
+        return ((1.0 - attention_mask.to(dtype)) * torch.finfo(dtype).min)[:, None, None, :]
 
     def classify(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits from final token states: mean over real tokens, then the linear classifier."""

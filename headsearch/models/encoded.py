@@ -24,7 +24,7 @@ class EncodedSplit:
         self.data = data
         ids, attn = clf.encode(data.texts)
         lengths = attn.sum(1)
-        order = torch.argsort(lengths, stable=True)
+        order = self.order = torch.argsort(lengths, stable=True)  # batches hold rows order[0], order[1], ...
         labels = torch.tensor(data.labels)
         self.batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for start in range(0, len(data), batch_size):

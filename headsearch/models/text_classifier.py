@@ -2,7 +2,9 @@
 
 The folder format is shared by training checkpoints and exports:
 ``headsearch_model.json`` (architecture, kept heads, tokenizer kind, labels), ``model.safetensors``
-and the tokenizer's files. Weights are read with safetensors only: nothing is unpickled.
+and the tokenizer's files; a routed model (per-input head budgets, ``headsearch.routing``) adds its
+router's settings to the JSON and its weights as ``router.safetensors``. Weights are read with
+safetensors only: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -21,14 +23,21 @@ from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier
 
+if TYPE_CHECKING:
+    from headsearch.routing import HeadRouter, RoutedClassifier
+
 MODEL_FILE = "headsearch_model.json"
 WEIGHTS_FILE = "model.safetensors"
+ROUTER_WEIGHTS_FILE = "router.safetensors"
 FORMAT_VERSION = 1
 
 
 @dataclass
 class TextClassifier:
-    """What a user classifies texts with: the model, its tokenizer, label names and truncation length."""
+    """What a user classifies texts with: the model, its tokenizer, label names and truncation length.
+
+    ``router``: set for a routed model (per-input head budgets); ``runtime`` then computes only each
+    input's chosen heads, and ``logits``/``predict`` go through it."""
 
     model: HeadedClassifier
     tokenizer: Tokenizer
@@ -36,26 +45,44 @@ class TextClassifier:
     max_length: int
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    router: HeadRouter | None = None
+    _runtime: RoutedClassifier | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.tokenizer.encode(texts, self.max_length)
 
+    @property
+    def runtime(self) -> HeadedClassifier | RoutedClassifier:
+        """What inference runs: the model, or for a routed model the runtime that skips unchosen heads."""
+        if self.router is None:
+            return self.model
+        if self._runtime is None or self._runtime.model is not self.model or self._runtime.router is not self.router:
+            from headsearch.routing import RoutedClassifier
+
+            self._runtime = RoutedClassifier(self.model, self.router)
+        return self._runtime
+
     @torch.inference_mode()
     def logits(self, texts: Sequence[str], *, batch_size: int = 64, gates: torch.Tensor | None = None) -> torch.Tensor:
-        self.model.eval()
-        device = next(self.model.parameters()).device
+        if gates is not None and self.router is not None:
+            raise ModelError("A routed model chooses its own heads per input; it takes no gates.")
+        model = self.runtime
+        model.eval()
+        device = next(model.parameters()).device
         out = []
         for start in range(0, len(texts), batch_size):
             ids, mask = self.encode(texts[start:start + batch_size])
             g = gates[start:start + batch_size] if gates is not None and gates.dim() == 3 else gates
             g = None if g is None else g.to(device)
-            out.append(self.model(ids.to(device), mask.to(device), gates=g).float().cpu())
+            out.append(model(ids.to(device), mask.to(device), gates=g).float().cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.label_names))
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
         return [self.label_names[i] for i in self.logits(texts, batch_size=batch_size).argmax(-1).tolist()]
 
     def prune(self, config: HeadConfig) -> TextClassifier:
+        if self.router is not None:
+            raise ModelError("A routed model keeps every head (its router picks them per input); it cannot be pruned.")
         return replace(self, model=self.model.prune(config), meta=dict(self.meta))
 
     # -- one folder ---------------------------------------------------------------------------------
@@ -71,9 +98,11 @@ class TextClassifier:
             "source": self.source,
             "meta": self.meta,
         }
+        if self.router is not None:
+            meta["router"] = self.router.spec.to_dict()
+            save_file(_state(self.router), str(folder / ROUTER_WEIGHTS_FILE))
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        save_file(_state(self.model), str(folder / WEIGHTS_FILE))
         self.tokenizer.save(folder)
 
     @classmethod
@@ -97,17 +126,34 @@ class TextClassifier:
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{folder / MODEL_FILE}: malformed ({exc!r}).") from exc
         model = HeadedClassifier(spec, config)
-        weights = folder / WEIGHTS_FILE
-        if not weights.is_file():
-            raise ModelError(f"{folder}: {WEIGHTS_FILE} is missing.")
-        try:
-            state = load_file(str(weights))
-        except Exception as exc:  # safetensors raises its own error types for truncated/corrupted files
-            raise ModelError(f"{weights}: cannot read the weights ({exc}).") from exc
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise ModelError(f"{weights}: weights do not match {MODEL_FILE} ({first}).") from exc
-        model.eval()
-        return cls(model, load_tokenizer(folder, kind), labels, max_length, meta.get("source", ""), meta.get("meta", {}))
+        _load_weights(model, folder / WEIGHTS_FILE)
+        router = None
+        if "router" in meta:
+            from headsearch.routing import HeadRouter, RouterSpec
+
+            try:
+                router = HeadRouter(RouterSpec(**meta["router"]))
+            except (HeadsearchError, TypeError) as exc:
+                raise ModelError(f"{folder / MODEL_FILE}: malformed router ({exc}).") from exc
+            _load_weights(router, folder / ROUTER_WEIGHTS_FILE)
+        return cls(model, load_tokenizer(folder, kind), labels, max_length, meta.get("source", ""), meta.get("meta", {}),
+                   router)
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _load_weights(module: torch.nn.Module, weights: Path) -> None:
+    if not weights.is_file():
+        raise ModelError(f"{weights.parent}: {weights.name} is missing.")
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupted files
+        raise ModelError(f"{weights}: cannot read the weights ({exc}).") from exc
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelError(f"{weights}: weights do not match {MODEL_FILE} ({first}).") from exc
+    module.eval()

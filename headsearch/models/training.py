@@ -24,6 +24,7 @@ from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
+from headsearch.models.classifier import GateFn
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 
@@ -51,14 +52,20 @@ class TrainConfig:
 
 
 class TrainableGates(Protocol):
-    """Head gates trained with the model (``headsearch.gates``): per batch, gates and a cost penalty."""
+    """Head gates trained with the model (``headsearch.gates``, the BudgetFormer router): per batch, gates
+    for the forward pass, then the cost penalty added to the batch's loss."""
 
     learning_rate: float
 
     def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gates ``[layers, heads]`` for one training batch and the penalty added to its loss."""
+    def draw(self, progress: float) -> torch.Tensor | GateFn:
+        """Gates for one training batch: ``[layers, heads]``, or a GateFn computing them from each layer's
+        input. ``progress``: the fraction of training done, for schedules."""
+        ...
+
+    def penalty(self) -> torch.Tensor:
+        """The cost penalty of the batch just run."""
         ...
 
 
@@ -97,6 +104,7 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
     epoch_losses = []
     bar = tqdm(total=total, desc="train", unit="batch", disable=not progress, leave=False)
     model.train()
+    step = 0
     try:
         for epoch in range(config.epochs):
             order = list(range(len(data)))
@@ -106,9 +114,11 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
                 idx = order[start:start + config.batch_size]
                 ids, mask = clf.encode([data.texts[i] for i in idx])
                 ids, mask = ids.to(device), mask.to(device)
-                g, penalty = gates.draw() if gates is not None else (None, 0.0)
+                g = gates.draw(step / total) if gates is not None else None
                 logits = model(ids, mask, gates=g)
-                loss = F.cross_entropy(logits, labels[idx].to(device)) + penalty
+                loss = F.cross_entropy(logits, labels[idx].to(device))
+                if gates is not None:
+                    loss = loss + gates.penalty()
                 if teacher is not None:
                     with torch.no_grad():
                         target = F.log_softmax(teacher(ids, mask) / temperature, dim=-1)
@@ -119,6 +129,7 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 schedule.step()
+                step += 1
                 running += loss.item() * len(idx)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")

@@ -22,6 +22,7 @@ _BUILTINS = {
     "cahp": "headsearch.strategies.cahp:CAHPStrategy",
     "static_gates": "headsearch.strategies.static_gates:StaticGatesStrategy",
     "budgeted_gates": "headsearch.strategies.budgeted_gates:BudgetedGatesStrategy",
+    "budgetformer": "headsearch.strategies.budgetformer:BudgetFormerStrategy",
 }
 
 

@@ -1,0 +1,83 @@
+"""BudgetFormer (per-input head budgets) against dense and against static pruning at the same mean head count.
+
+For a study's dense model (the run folder's cached model is reused, or trained): a router is trained
+for each ``--budget-weights`` value (per-layer controllers, warm start, the search space's defaults
+otherwise). Each routed model is run through the runtime that computes only each input's heads:
+accuracy on dev and test, mean s, mean heads, mean FLOPs per example at the study's sequence length,
+and latency at batch 1 and batch 32 on dev rows padded to that length, interleaved with the dense
+model in this process (single thread; speedup = ratio of medians). The static comparison keeps the
+same number of heads (the routed mean, rounded) by one-shot gradient importance, structurally pruned.
+
+    python benchmarks/budgetformer.py studies/agnews_builtin.yaml --out runs/agnews_builtin
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from headsearch.cost import HardwareProfile
+from headsearch.data import load_split
+from headsearch.models import accuracy
+from headsearch.objectives import Evaluator
+from headsearch.strategies._budget import keep_top, one_shot_importance
+from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
+from headsearch.study import build_context
+from headsearch.study_config import load_study
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study")
+    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
+    parser.add_argument("--budget-weights", type=float, nargs="+", default=[0.03, 0.1, 0.3])
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="latency batch sizes")
+    parser.add_argument("--repeats", type=int, default=11, help="latency repeats per model")
+    parser.add_argument("--threads", type=int, default=2, help="training threads (latency is single-thread)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = load_study(args.study, output=args.out)
+    context, _ = build_context(config)
+    dense = context.dense
+    L, H = context.num_layers, context.num_heads
+    dev, test = context.search, load_split(config.data.dataset, "test", config.data.data_dir)
+    seq = config.hardware.seq_len
+    evaluators = {b: Evaluator(dense, dev, HardwareProfile(threads=1, batch_size=b, seq_len=seq), repeats=args.repeats)
+                  for b in args.batches}
+    print(f"model {config.model.source} {L}x{H}; dev {len(dev)}, test {len(test)} rows; routers trained on "
+          f"{args.train_rows} train rows for {args.epochs} epochs; latency: 1 thread, {seq} tokens, "
+          f"median of {args.repeats}, batches {args.batches}")
+    print(f"dense: dev {accuracy(dense, dev):.4f}, test {accuracy(dense, test):.4f}")
+    importance = one_shot_importance(context).tolist()
+    speed_cols = " | ".join(f"speedup b={b}" for b in args.batches)
+    print(f"\n| method | mean s | heads (of {L * H}) | dev | test | FLOPs saved | {speed_cols} | train s |")
+    print("|---|---|---|---|---|---|" + "---|" * len(args.batches) + "---|")
+    for weight in args.budget_weights:
+        start = time.monotonic()
+        candidate = BudgetFormerStrategy().propose(
+            {"budget_weight": weight, "epochs": args.epochs, "train_rows": args.train_rows}, context)
+        seconds = time.monotonic() - start
+        routed = candidate.model
+        routing = route(routed, dev)
+        objectives = {b: e.evaluate_classifier(routed) for b, e in evaluators.items()}
+        first = objectives[args.batches[0]]
+        speeds = " | ".join(f"{o.speedup:.2f}x" for o in objectives.values())
+        heads = routing.kept.sum((1, 2)).float().mean()
+        print(f"| BudgetFormer, budget weight {weight:g} | {routing.s.mean():.3f} | {heads:.1f} | "
+              f"{accuracy(routed, dev):.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
+              f"{seconds:.0f} |", flush=True)
+        static = dense.prune(keep_top(importance, max(L, round(first.heads_kept))))
+        static_objectives = {b: e.evaluate_classifier(static) for b, e in evaluators.items()}
+        speeds = " | ".join(f"{o.speedup:.2f}x" for o in static_objectives.values())
+        print(f"| importance, same heads | - | {static.model.head_config.total_kept} | {accuracy(static, dev):.4f} | "
+              f"{accuracy(static, test):.4f} | {1 - static_objectives[args.batches[0]].flops_ratio:.1%} | {speeds} | 0 |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
