@@ -43,6 +43,7 @@ class Objectives:
     heads_kept: int
     fraction_kept: float
     eval_split: str
+    per_input: bool = False  # a routed model: heads_kept and fraction_kept are means over the inputs
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +125,7 @@ class Evaluator:
             heads_kept=round(heads),
             fraction_kept=heads / total,
             eval_split=self.data.name,
+            per_input=True,
         )
 
     def _timing_batches(self, clf: TextClassifier, batches: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -123,17 +123,27 @@ class HeadRouter(nn.Module):
         k = torch.ceil(x - 1e-6) if self.spec.rounding == "ceil" else torch.floor(x + 1e-6)
         return k.clamp(1, self.spec.num_heads).long()
 
-    def forward(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _scores(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s [batch]`` and head logits ``[batch, heads]`` (with exploration noise in training)."""
         mask = attention_mask.to(x.dtype)[..., None]
         z = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         s = self.budget(layer, z)
         logits = self.scorers[layer](z)
         if self.training and self.noise > 0:
             logits = logits + self.noise * torch.randn_like(logits)
-        k = self.count(s)
+        return s, logits
+
+    @staticmethod
+    def _ranking(logits: torch.Tensor) -> torch.Tensor:
+        """Heads by decreasing logit, ties to the lower index (one rule for the masked and the runtime path)."""
+        return logits.detach().argsort(dim=-1, descending=True, stable=True)
+
+    def forward(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Gates ``[batch, heads]``: the hard top-k mask (straight-through soft rank mask in training)."""
+        s, logits = self._scores(layer, x, attention_mask)
         H = self.spec.num_heads
-        order = logits.detach().argsort(dim=-1, descending=True, stable=True)
-        hard = torch.zeros_like(logits).scatter_(-1, order, (torch.arange(H, device=x.device) < k[:, None]).to(x.dtype))
+        on = (torch.arange(H, device=x.device) < self.count(s)[:, None]).to(x.dtype)
+        hard = torch.zeros_like(logits).scatter_(-1, self._ranking(logits), on)
         if self.trace is not None:
             self.trace.add(layer, s, hard)
         if not self.training:
@@ -144,6 +154,18 @@ class HeadRouter(nn.Module):
         soft = torch.sigmoid(s[:, None] * H - rank + 0.5)
         self._terms.append((s, torch.softmax(logits / tau, dim=-1)))
         return hard + soft - soft.detach()
+
+    def choose(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> list[tuple[int, ...]]:
+        """Inference: each row's chosen heads, ascending (the same heads ``forward``'s mask keeps)."""
+        s, logits = self._scores(layer, x, attention_mask)
+        counts, ranking = self.count(s).tolist(), self._ranking(logits).tolist()
+        heads = [tuple(sorted(order[:k])) for order, k in zip(ranking, counts, strict=True)]
+        if self.trace is not None:
+            keep = torch.zeros(len(heads), self.spec.num_heads, dtype=torch.bool)
+            for row, chosen in enumerate(heads):
+                keep[row, list(chosen)] = True
+            self.trace.add(layer, s, keep)
+        return heads
 
     def penalty(self, budget_weight: float, entropy_weight: float) -> torch.Tensor:
         """Cost of the batch just run in training mode: ``budget_weight * mean(s) + entropy_weight * mean H(r)``
@@ -201,17 +223,16 @@ class RoutedClassifier(nn.Module):
         x = model.embeddings(input_ids)
         bias = model.mask_bias(attention_mask, x.dtype)
         for i, layer in enumerate(model.layers):
-            keep = self.router(i, x, attention_mask).bool()
-            x = layer.finish(x, self._attend(i, layer.attention, x, bias, keep))
+            x = layer.finish(x, self._attend(i, layer.attention, x, bias, self.router.choose(i, x, attention_mask)))
         return model.classify(x, attention_mask)
 
     def _attend(self, layer: int, attention: SelfAttention, x: torch.Tensor, bias: torch.Tensor,
-                keep: torch.Tensor) -> torch.Tensor:
+                chosen: list[tuple[int, ...]]) -> torch.Tensor:
         groups: dict[tuple[int, ...], list[int]] = {}
-        for row, mask in enumerate(keep.tolist()):
-            groups.setdefault(tuple(h for h, on in enumerate(mask) if on), []).append(row)
+        for row, heads in enumerate(chosen):
+            groups.setdefault(heads, []).append(row)
         if len(groups) == 1:
-            return self._module(layer, attention, next(iter(groups)))(x, bias, None)
+            return self._module(layer, attention, chosen[0])(x, bias, None)
         out = torch.empty_like(x)
         for heads, rows in groups.items():
             idx = torch.tensor(rows, device=x.device)
@@ -223,7 +244,9 @@ class RoutedClassifier(nn.Module):
         """The layer's attention cut down to ``heads``, cached; rebuilt when the weights changed since
         (``Tensor._version`` counts in-place updates such as optimiser steps)."""
         key = (layer, heads)
-        version = tuple(p._version for p in attention.parameters())
+        # an optimiser step updates weights and biases together: the four weights' versions suffice
+        version = (attention.query.weight._version, attention.key.weight._version, attention.value.weight._version,
+                   attention.output.weight._version)
         hit = self._pruned.get(key)
         if hit is None or hit[0] != version:
             hit = self._pruned[key] = (version, attention.pruned(heads).eval())

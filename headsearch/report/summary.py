@@ -52,5 +52,10 @@ def markdown_table(summary: RunSummary) -> str:
 
 def front_rows(front: Sequence[Point]) -> list[list[str]]:
     return [[p.strategy, str(p.trial), f"{p.accuracy:.4f}", f"{p.flops_ratio:.3f}", f"{p.latency_ratio:.3f}",
-             str(p.objectives.get("heads_kept", "")), " ".join(str(len(k)) for k in p.head_config.get("kept", []))]
-            for p in front]
+             str(p.objectives.get("heads_kept", "")), _per_layer(p)] for p in front]
+
+
+def _per_layer(p: Point) -> str:
+    if p.objectives.get("per_input"):
+        return "per input (mean)"
+    return " ".join(str(len(k)) for k in p.head_config.get("kept", []))
