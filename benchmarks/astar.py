@@ -21,15 +21,13 @@ import statistics
 import time
 
 import torch
+from _study import open_study, study_parser
 
-from headsearch.data import load_split
 from headsearch.heads import HeadConfig
 from headsearch.mask_eval import MaskEvaluator
 from headsearch.models import accuracy
 from headsearch.strategies.astar import AStarSettings, astar_prune
 from headsearch.strategies.importance import removal_order
-from headsearch.study import build_context
-from headsearch.study_config import load_study
 
 
 def iterative_importance(context, evaluator: MaskEvaluator, order, epsilon: float) -> tuple[HeadConfig, int]:
@@ -83,9 +81,7 @@ def throughput(clf, subset, repeats: int) -> tuple[float, float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study")
-    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
+    parser = study_parser(__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-rows", type=int, default=256)
     parser.add_argument("--search", nargs="+", default=["0.01:ablation:1", "0.01:ablation:0.2", "0.01:importance:0.2",
                                                           "0:ablation:0.2", "0:importance:0.2"],
@@ -93,14 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--branching", type=int, default=8)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--time-limit", type=float, default=900.0)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="throughput repeats")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = load_study(args.study, output=args.out)
-    context, _ = build_context(config)
+    config, context, test = open_study(args)
     subset, heldout = context.search.split(args.eval_rows, seed=context.seed)
-    test = load_split(config.data.dataset, "test", config.data.data_dir)
     evaluator = MaskEvaluator(context.dense, subset)
     L, H = context.num_layers, context.num_heads
     print(f"model {config.model.source} {L}x{H}; A* subset {subset.name} ({len(subset)} rows); held-out rest of "

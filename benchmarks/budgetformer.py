@@ -13,38 +13,29 @@ same number of heads (the routed mean, rounded) by one-shot gradient importance,
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import torch
+from _study import open_study, study_parser
 
 from headsearch.cost import HardwareProfile
-from headsearch.data import load_split
 from headsearch.models import accuracy
 from headsearch.objectives import Evaluator
 from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
-from headsearch.study import build_context
-from headsearch.study_config import load_study
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study")
-    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
+    parser = study_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--budget-weights", type=float, nargs="+", default=[0.03, 0.1, 0.3])
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="latency batch sizes")
     parser.add_argument("--repeats", type=int, default=11, help="latency repeats per model")
-    parser.add_argument("--threads", type=int, default=2, help="training threads (latency is single-thread)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = load_study(args.study, output=args.out)
-    context, _ = build_context(config)
+    config, context, test = open_study(args)
     dense = context.dense
     L, H = context.num_layers, context.num_heads
-    dev, test = context.search, load_split(config.data.dataset, "test", config.data.data_dir)
+    dev = context.search
     seq = config.hardware.seq_len
     evaluators = {b: Evaluator(dense, dev, HardwareProfile(threads=1, batch_size=b, seq_len=seq), repeats=args.repeats)
                   for b in args.batches}

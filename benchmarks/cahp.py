@@ -13,41 +13,33 @@ layer-normalised) keeps the same number of heads. Both configurations are measur
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from _study import open_study, study_parser
 
 from headsearch.cost import count_flops
-from headsearch.data import load_split
 from headsearch.heads import HeadConfig
 from headsearch.models import accuracy
 from headsearch.models.training import TrainConfig, recover
 from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies._training import training_rows
 from headsearch.strategies.cahp import CAHPSettings, select
-from headsearch.study import build_context
-from headsearch.study_config import load_study
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study")
-    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
+    parser = study_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="t-SNE random-start seeds")
     parser.add_argument("--recovery-epochs", type=int, default=1)
     parser.add_argument("--recovery-rows", type=int, default=2000)
     parser.add_argument("--recovery-lr", type=float, default=None, help="default: the dense model's training learning rate")
     parser.add_argument("--recover-seeds", action="store_true", help="also recover the seed-spread rows")
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = load_study(args.study, output=args.out)
-    context, _ = build_context(config)
+    config, context, test = open_study(args)
     dense = context.dense
     L, H = context.num_layers, context.num_heads
-    dev, test = context.search, load_split(config.data.dataset, "test", config.data.data_dir)
+    dev = context.search
     lr = args.recovery_lr or dense.meta["training"]["config"]["learning_rate"]  # the dense model's own
     rows = training_rows(context, args.recovery_rows)  # the rows the strategy's own recovery uses
     spec = dense.model.spec

@@ -12,40 +12,31 @@ measurements in this process (single thread, batch 1, the study's sequence lengt
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import torch
+from _study import open_study, study_parser
 
 from headsearch.cost import HardwareProfile, measure_speedup
-from headsearch.data import load_split
 from headsearch.gates import heads_for_budget
 from headsearch.models import accuracy
 from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy
-from headsearch.study import build_context
-from headsearch.study_config import load_study
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("study")
-    parser.add_argument("--out", help="run folder whose cached model to use (default: the study's output)")
+    parser = study_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[0.25, 0.5, 0.75])
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3, help="budget-conditioned checkpoint epochs")
     parser.add_argument("--static-max-epochs", type=int, default=5)
     parser.add_argument("--cold", action="store_true", help="also train the checkpoint without the dense warm start")
     parser.add_argument("--repeats", type=int, default=15, help="latency repeats per model")
-    parser.add_argument("--threads", type=int, default=2, help="training threads (latency is single-thread)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    config = load_study(args.study, output=args.out)
-    context, _ = build_context(config)
+    config, context, test = open_study(args)
     dense = context.dense
     L, H = context.num_layers, context.num_heads
-    dev, test = context.search, load_split(config.data.dataset, "test", config.data.data_dir)
+    dev = context.search
     profile = HardwareProfile(threads=1, batch_size=1, seq_len=config.hardware.seq_len)
     print(f"model {config.model.source} {L}x{H}; dev {len(dev)}, test {len(test)} rows; gates trained on "
           f"{args.train_rows} train rows; latency: 1 thread, batch 1, {profile.seq_len} tokens, median of {args.repeats}")

@@ -97,6 +97,7 @@ class BudgetGates(nn.Module):
         self.budgets, self.mass_weight, self.overshoot_weight = budgets, mass_weight, overshoot_weight
         self.learning_rate = learning_rate
         self._rng = random.Random(seed)
+        self._budget, self._drawn = 1.0, self.gates(1.0)  # the batch's budget and gates, set by draw()
 
     def gates(self, budget: float) -> torch.Tensor:
         b = torch.tensor(budget).clamp(1e-4, 1 - 1e-4)
