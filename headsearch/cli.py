@@ -236,6 +236,29 @@ def run(
     _report(run_dir)
 
 
+@app.command()
+def worker(
+    study: Annotated[Path, typer.Argument(help="A study YAML; every worker of one study is given the same file.")],
+    storage: Annotated[str, typer.Option(help="Optuna storage all workers share: journal:PATH (a file, one machine or "
+                                              "a shared file system), sqlite:///PATH (one machine, few workers) or "
+                                              "postgresql://USER:PASS@HOST/DB (many machines).")],
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: the study's output, else runs/NAME).")] = None,
+    n_trials: Annotated[int | None, typer.Option(help="Trials per strategy, all workers together (overrides the study).")] = None,
+) -> None:
+    """Run trials of a study alongside other workers that share its storage, until every strategy has its trials.
+
+    Start as many as the machine(s) allow, each with the same study and --storage; each asks the storage
+    for the next trial, so none is run twice. A trial whose worker died on the same host is marked failed
+    by the next worker that looks. The last worker to finish writes the report.
+    """
+    from headsearch.study import run_study
+    from headsearch.study_config import load_study
+
+    config = load_study(study, output=out, storage=storage)
+    run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo)
+    _report(run_dir)
+
+
 def _summary(run_dir: Path):
     from headsearch.report import summarise
     from headsearch.study import load_points, load_run

@@ -8,12 +8,14 @@ and the report written by ``headsearch.report``.
 from __future__ import annotations
 
 import json
+import os
 import weakref
 from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
+from filelock import FileLock
 from optuna.trial import TrialState
 
 from headsearch._fs import atomic_folder
@@ -27,6 +29,7 @@ from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
 from headsearch.search.optuna_driver import TrialRecord, open_study, optuna_study_name, run_trials
+from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
 from headsearch.searchspace import load_space
 from headsearch.strategies.base import StudyContext
@@ -58,7 +61,9 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
     if data.search_rows is not None:
         search = search.head(data.search_rows)
     scoring = train.sample(data.scoring_rows, seed=config.seed + 1)
-    dense = base_model(_recipe(config), train, config.out_dir / "model", progress=progress)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(config.out_dir / ".model.lock"):  # workers started together: one trains, the others then load
+        dense = base_model(_recipe(config), train, config.out_dir / "model", progress=progress)
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
     evaluator = Evaluator(dense, search, profile, repeats=hw.repeats)
@@ -66,9 +71,14 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
 
 
 def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool = False, progress: bool = True,
-              echo=print) -> Path:
-    """Run every strategy of ``config``; returns the run folder."""
+              echo=print, worker: bool = False) -> Path:
+    """Run every strategy of ``config``; returns the run folder.
+
+    ``worker``: one of several processes sharing the study's storage (``headsearch worker``): it joins
+    whatever the storage holds and runs trials until every strategy has its ``n_trials`` finished or
+    running, alongside the others."""
     out = config.out_dir
+    resume = resume or worker
     if (out / RUN_FILE).exists() and not resume:
         raise HeadsearchError(f"{out} already holds a run; pass --resume to continue it or --out for a new folder.")
     strategies = [(s, get_strategy(s.name)) for s in config.strategies]  # unknown names fail before any work
@@ -81,7 +91,8 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     dense_obj = evaluator.evaluate(dense_config)
     echo(f"dense: accuracy {dense_obj.accuracy:.4f} on {context.search.name}, {dense_obj.flops / 1e6:.1f} MFLOPs, "
          f"{dense_obj.latency_ms:.2f} ms")
-    tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
+    with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
+        tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
     previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
     tags = {"study": config.name, "hardware": json.dumps(evaluator.profile.to_dict())}
     with tracker.run(config.name, tags=tags) as parent_id:
@@ -126,7 +137,9 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         "tracking_uri": tracker.uri,
         "mlflow_runs": [*previous.get("mlflow_runs", []), parent_id],
     }
-    (out / RUN_FILE).write_text(json.dumps(run_info, indent=2) + "\n")
+    tmp = out / f".{RUN_FILE}.{os.getpid()}"  # workers finish at different times: replace, never half-write
+    tmp.write_text(json.dumps(run_info, indent=2) + "\n")
+    os.replace(tmp, out / RUN_FILE)
     return out
 
 
@@ -169,7 +182,7 @@ def load_points(run_dir: str | Path) -> list[Point]:
     info = load_run(run_dir)
     points = []
     for name in info["strategies"]:
-        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=info["storage"])
+        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=optuna_storage(info["storage"]))
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             obj = t.user_attrs["objectives"]
             # latency ratio from the dense timing taken in the same trial, interleaved

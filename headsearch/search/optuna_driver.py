@@ -2,12 +2,17 @@
 
 Trials go through ``ask``/``tell``: the strategy proposes, the evaluator scores, Optuna records the
 values and the trial's head configuration and objectives as user attributes. A trial that raises or
-gives NaN is recorded as failed with its reason, and the study goes on.
+gives NaN is recorded as failed with its reason, and the study goes on. Several processes may run
+trials of one study at once (``headsearch worker``): each counts the trials finished or running in
+the storage before asking for another, gives back (as PRUNED) a trial beyond the count that a race
+handed it, and fails trials whose process died (``fail_dead_trials``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import DIRECTIONS, Objectives
+from headsearch.search.storage import optuna_storage
 from headsearch.searchspace import SearchSpace
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -46,15 +52,19 @@ def optuna_study_name(study: str, strategy: str) -> str:
     return f"{study}:{strategy}"
 
 
+WORKER_ATTR = "worker"  # host:pid of the process running a trial
+
+
 def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int,
                *, resume: bool) -> optuna.Study:
+    """The strategy's Optuna study in ``storage`` (a URI, ``headsearch.search.storage``)."""
     name = optuna_study_name(study, strategy)
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    existing = {s.study_name for s in optuna.get_all_study_summaries(optuna_storage(storage))}
     if name in existing and not resume:
         raise HeadsearchError(f"Optuna study {name!r} already exists in {storage}; pass --resume to continue it "
                               "or --out to start elsewhere.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+    study = optuna.create_study(study_name=name, storage=optuna_storage(storage), load_if_exists=True,
                                 directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
     with warnings.catch_warnings():  # experimental since 3.2, still so in 5.0; only labels optuna-dashboard's axes
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -66,17 +76,24 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
                evaluate: Callable[[Candidate], Objectives], objectives: Sequence[str], n_trials: int,
                on_trial: Callable[[TrialRecord], None] | None = None,
                save_model: Callable[[int, TextClassifier], str] | None = None, progress: bool = True) -> int:
-    """Run trials until the study holds ``n_trials`` finished ones; returns how many ran now.
+    """Run trials until the study holds ``n_trials`` finished or running ones; returns how many ran here.
 
     ``save_model(trial_number, model)`` stores a candidate's own weights (a recovered model) and returns
     where, recorded as the trial's ``model_dir`` so that export finds them."""
-    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        # left running by an interrupted process: record it as failed so that it is not left dangling
-        study.tell(stale.number, state=TrialState.FAIL)
-    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
-    todo = max(0, n_trials - finished)
-    for _ in tqdm(range(todo), desc=strategy.name, unit="trial", disable=not progress, leave=False):
+    ran = 0
+    bar = tqdm(total=n_trials, desc=strategy.name, unit="trial", disable=not progress, leave=False)
+    while True:
+        fail_dead_trials(study)
+        taken = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)))
+        bar.n = min(taken, n_trials)
+        bar.refresh()
+        if taken >= n_trials:
+            break
         trial = study.ask()
+        if _surplus(study, trial.number, n_trials):  # another worker asked at the same moment and got the last one
+            study.tell(trial, state=TrialState.PRUNED)
+            continue
+        trial.set_user_attr(WORKER_ATTR, _worker())
         params, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
         try:
             params = space.suggest(trial, context.num_layers, context.num_heads)
@@ -100,6 +117,46 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             trial.set_user_attr("fail_reason", error)
             study.tell(trial, state=TrialState.FAIL)
             result = None
+        ran += 1
         if on_trial is not None:
             on_trial(TrialRecord(trial.number, params, result, config, description, error, info, artifacts))
-    return todo
+    bar.close()
+    return ran
+
+
+def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """Whether trial ``number`` lies beyond the first ``n_trials`` trials that count (numbers are handed out
+    atomically by the storage, so concurrent workers agree on which trials those are)."""
+    counted = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=counted) if t.number <= number) > n_trials
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail the study's running trials whose process is gone (same host, pid no longer alive), and those
+    recorded before trials named their process; returns their numbers. Trials of live processes, here or
+    on other hosts, are left alone."""
+    host = socket.gethostname()
+    dead = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get(WORKER_ATTR)
+        if worker is not None:
+            where, _, pid = worker.rpartition(":")
+            if where != host or worker == _worker() or _alive(int(pid)):
+                continue
+        study.tell(t.number, state=TrialState.FAIL)
+        dead.append(t.number)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
