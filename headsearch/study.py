@@ -124,7 +124,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                                  evaluate=evaluator.evaluate_candidate, objectives=config.objectives,
                                  n_trials=n_trials or run.n_trials, on_trial=log_trial,
                                  save_model=_TrialModels(out, run.name).save,
-                                 progress=progress)
+                                 progress=progress, hardware=evaluator.profile.to_dict())
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
     run_info = {

@@ -278,3 +278,16 @@ def test_shipped_studies_validate():
             from headsearch.strategies import get
 
             load_space(get(run.name).cls.search_space, run.space)
+
+
+def test_trials_record_their_hardware_and_a_run_never_mixes_profiles(tmp_path):
+    path = write_study(tmp_path, [{"name": "random", "n_trials": 2}])
+    out = run_study(load_study(path), progress=False, echo=quiet)
+    storage = json.loads((out / "run.json").read_text())["storage"]
+    trials = optuna.load_study(study_name="tiny:random", storage=storage).trials
+    assert all(t.user_attrs["hardware"]["seq_len"] == 16 and t.user_attrs["hardware"]["cpu"] for t in trials)
+
+    other = write_study(tmp_path, [{"name": "random", "n_trials": 3}], hardware={"seq_len": 16, "batch_size": 2, "repeats": 1})
+    with pytest.raises(HeadsearchError, match="batch_size 1 -> 2"):
+        run_study(load_study(other), resume=True, progress=False, echo=quiet)
+    assert len(optuna.load_study(study_name="tiny:random", storage=storage).trials) == 2  # nothing was added

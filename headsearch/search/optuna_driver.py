@@ -14,8 +14,9 @@ import math
 import os
 import socket
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -53,6 +54,7 @@ def optuna_study_name(study: str, strategy: str) -> str:
 
 
 WORKER_ATTR = "worker"  # host:pid of the process running a trial
+HARDWARE_ATTR = "hardware"  # the HardwareProfile the trial's objectives were measured on
 
 
 def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int,
@@ -75,11 +77,16 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
 def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, context: StudyContext,
                evaluate: Callable[[Candidate], Objectives], objectives: Sequence[str], n_trials: int,
                on_trial: Callable[[TrialRecord], None] | None = None,
-               save_model: Callable[[int, TextClassifier], str] | None = None, progress: bool = True) -> int:
+               save_model: Callable[[int, TextClassifier], str] | None = None, progress: bool = True,
+               hardware: Mapping[str, Any] | None = None) -> int:
     """Run trials until the study holds ``n_trials`` finished or running ones; returns how many ran here.
 
     ``save_model(trial_number, model)`` stores a candidate's own weights (a recovered model) and returns
-    where, recorded as the trial's ``model_dir`` so that export finds them."""
+    where, recorded as the trial's ``model_dir`` so that export finds them. ``hardware``: the profile the
+    objectives are measured on, recorded with every trial; a study whose finished trials were measured
+    on another profile is refused, so that one front never mixes hardware."""
+    if hardware is not None:
+        _check_hardware(study, dict(hardware))
     ran = 0
     bar = tqdm(total=n_trials, desc=strategy.name, unit="trial", disable=not progress, leave=False)
     while True:
@@ -94,6 +101,8 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             study.tell(trial, state=TrialState.PRUNED)
             continue
         trial.set_user_attr(WORKER_ATTR, _worker())
+        if hardware is not None:
+            trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
         params, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
         try:
             params = space.suggest(trial, context.num_layers, context.num_heads)
@@ -122,6 +131,16 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
             on_trial(TrialRecord(trial.number, params, result, config, description, error, info, artifacts))
     bar.close()
     return ran
+
+
+def _check_hardware(study: optuna.Study, hardware: dict) -> None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        other = t.user_attrs.get(HARDWARE_ATTR)
+        if other is not None and other != hardware:
+            changed = ", ".join(f"{k} {other.get(k)!r} -> {hardware.get(k)!r}" for k in sorted(set(other) | set(hardware))
+                                if other.get(k) != hardware.get(k))
+            raise HeadsearchError(f"{study.study_name}: its trials were measured on other hardware ({changed}); fronts "
+                                  "never mix hardware: use --out (and a new storage) for a run on this profile.")
 
 
 def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
