@@ -126,3 +126,25 @@ def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path, plugin_
 def test_unknown_storage_is_a_clear_error():
     with pytest.raises(HeadsearchError, match="journal:PATH"):
         optuna_storage("runs/study.db")
+
+
+def test_only_trials_of_dead_processes_are_failed(tmp_path):
+    import socket
+
+    from headsearch.search.optuna_driver import WORKER_ATTR, fail_dead_trials
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    study = optuna.create_study(storage=optuna_storage(f"journal:{tmp_path / 'j.journal'}"), directions=["maximize"])
+    owners = {"dead": f"{host}:{gone.stdout.strip()}", "alive": f"{host}:{os.getpid()}", "elsewhere": "other-host:1",
+              "unnamed": None}
+    numbers = {}
+    for label, owner in owners.items():
+        trial = study.ask()
+        if owner is not None:
+            trial.set_user_attr(WORKER_ATTR, owner)
+        numbers[label] = trial.number
+    assert fail_dead_trials(study) == [numbers["dead"]]  # a fresh unnamed trial may be a worker between ask and naming
+    states = {label: study.trials[n].state for label, n in numbers.items()}
+    assert states == {"dead": TrialState.FAIL, "alive": TrialState.RUNNING, "elsewhere": TrialState.RUNNING,
+                      "unnamed": TrialState.RUNNING}

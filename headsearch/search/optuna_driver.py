@@ -10,6 +10,7 @@ handed it, and fails trials whose process died (``fail_dead_trials``).
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import socket
@@ -55,6 +56,7 @@ def optuna_study_name(study: str, strategy: str) -> str:
 
 WORKER_ATTR = "worker"  # host:pid of the process running a trial
 HARDWARE_ATTR = "hardware"  # the HardwareProfile the trial's objectives were measured on
+UNNAMED_GRACE_S = 60.0
 
 
 def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int,
@@ -156,13 +158,19 @@ def _worker() -> str:
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail the study's running trials whose process is gone (same host, pid no longer alive), and those
-    recorded before trials named their process; returns their numbers. Trials of live processes, here or
-    on other hosts, are left alone."""
+    that never named their process (recorded before trials did, or whose process died between ``ask`` and
+    naming itself: older than ``UNNAMED_GRACE_S``); returns their numbers. Trials of live processes, here
+    or on other hosts, are left alone."""
     host = socket.gethostname()
     dead = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
-        if worker is not None:
+        if worker is None:
+            # another worker may be between ask() and naming itself: only an old unnamed trial is dead
+            started = t.datetime_start or datetime.datetime.now()
+            if (datetime.datetime.now() - started).total_seconds() < UNNAMED_GRACE_S:
+                continue
+        else:
             where, _, pid = worker.rpartition(":")
             if where != host or worker == _worker() or _alive(int(pid)):
                 continue
