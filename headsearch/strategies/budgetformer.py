@@ -39,8 +39,8 @@ class BudgetFormerStrategy(Strategy):
     search_space = "budgetformer.yaml"
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
-        clf = context.cached(("budgetformer", tuple(sorted(_setting(params, context).items()))),
-                             lambda: fit(context, _setting(params, context)))
+        setting = _setting(params, context)
+        clf = context.cached(("budgetformer", tuple(sorted(setting.items()))), lambda: fit(context, setting))
         routing = route(clf, context.search)
         s = routing.s.mean(1)  # per example, mean over layers
         heads = routing.kept.sum((1, 2)).float()
