@@ -226,13 +226,28 @@ def run(
     n_trials: Annotated[int | None, typer.Option(help="Trials per strategy (overrides the study).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in the output folder.")] = False,
     out: Annotated[Path | None, typer.Option(help="Run folder (default: the study's output, else runs/NAME).")] = None,
+    driver: Annotated[str, typer.Option(help="optuna (trials in this process) or ray (Ray Tune trials, in parallel, "
+                                             "on a local Ray instance or the cluster at --address).")] = "optuna",
+    address: Annotated[str | None, typer.Option(help="--driver ray: a Ray cluster to join, e.g. ray://HEAD:10001 or "
+                                                     "auto (default: start a local Ray sized to this machine).")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="--driver ray: trials at once (default: as many as the "
+                                                             "CPUs allow at the study's hardware.threads each).")] = None,
+    early_stopping: Annotated[bool, typer.Option(help="--driver ray: ASHA stops trials of training strategies "
+                                                       "(gates, budgetformer) whose accuracy after an epoch lags.")] = True,
 ) -> None:
     """Run a study: train or reuse the dense model, search every strategy, write the report."""
-    from headsearch.study import run_study
+    from headsearch.study import DRIVERS, run_study
     from headsearch.study_config import load_study
 
+    if driver not in DRIVERS:
+        raise HeadsearchError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}.")
+    if driver != "ray" and (address is not None or max_concurrent is not None):
+        raise HeadsearchError("--address and --max-concurrent apply to --driver ray; add --driver ray or drop them.")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise HeadsearchError(f"--max-concurrent must be >= 1 (got {max_concurrent}).")
     config = load_study(study, output=out)
-    run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo)
+    run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo, driver=driver, address=address,
+                        max_concurrent=max_concurrent, early_stopping=early_stopping)
     _report(run_dir)
 
 

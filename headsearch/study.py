@@ -7,9 +7,12 @@ and the report written by ``headsearch.report``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,10 @@ from headsearch.models.recipe import BaseModelRecipe, base_model
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
-from headsearch.search.optuna_driver import TrialRecord, open_study, optuna_study_name, run_trials
+from headsearch.search.optuna_driver import open_study, optuna_study_name, run_trials
 from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
+from headsearch.search.trial import TrialRecord, TrialRunner
 from headsearch.searchspace import load_space
 from headsearch.strategies.base import StudyContext
 from headsearch.strategies.registry import get as get_strategy
@@ -71,12 +75,17 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
 
 
 def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool = False, progress: bool = True,
-              echo=print, worker: bool = False) -> Path:
+              echo=print, worker: bool = False, driver: str = "optuna", address: str | None = None,
+              max_concurrent: int | None = None, early_stopping: bool = True) -> Path:
     """Run every strategy of ``config``; returns the run folder.
 
     ``worker``: one of several processes sharing the study's storage (``headsearch worker``): it joins
     whatever the storage holds and runs trials until every strategy has its ``n_trials`` finished or
-    running, alongside the others."""
+    running, alongside the others. ``driver="ray"``: the trials run as Ray Tune trials on a local Ray
+    instance or the cluster at ``address``, ``max_concurrent`` at once, ASHA stopping weak trials of
+    strategies that train unless ``early_stopping`` is off (``headsearch.search.ray_driver``)."""
+    if driver not in DRIVERS:
+        raise HeadsearchError(f"Unknown driver {driver!r}; use one of {', '.join(DRIVERS)}.")
     out = config.out_dir
     resume = resume or worker
     if (out / RUN_FILE).exists() and not resume:
@@ -94,37 +103,36 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
         tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
     previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
-    tags = {"study": config.name, "hardware": json.dumps(evaluator.profile.to_dict())}
-    with tracker.run(config.name, tags=tags) as parent_id:
+    hardware = evaluator.profile.to_dict()
+    tags = {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}
+    with _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
         tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
                     metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
         for run, info in strategies:
-            strategy = info.cls()
-            strategy.prepare(context)
             study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed,
                                resume=resume)
-            _remember(study, evaluator)
-            with tracker.run(run.name, parent_run_id=parent_id, tags={**tags, "strategy": run.name}) as strategy_id:
-                def log_trial(record: TrialRecord, strategy_id: str = strategy_id, name: str = run.name) -> None:
-                    with tracker.run(f"{name}-{record.number}", parent_run_id=strategy_id,
-                                     tags={**tags, "strategy": name, "trial": str(record.number),
-                                           "status": "failed" if record.error else "complete"}) as trial_id:
-                        metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
-                                   if isinstance(v, int | float)}
-                        metrics |= {f"info.{k}": v for k, v in record.info.items()
-                                    if isinstance(v, int | float) and not isinstance(v, bool)}
-                        artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
-                        if record.info:
-                            artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
-                        artifacts |= record.artifacts
-                        tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
-                                    tags={"error": record.error} if record.error else {})
+            n = n_trials or run.n_trials
+            strategy_tags = {**tags, "strategy": run.name}
+            with tracker.run(run.name, parent_run_id=parent_id, tags=strategy_tags) as strategy_id:
+                if driver == "ray":
+                    from headsearch.search.ray_driver import run_ray_trials
 
-                ran = run_trials(study, strategy=strategy, space=spaces[run.name], context=context,
-                                 evaluate=evaluator.evaluate_candidate, objectives=config.objectives,
-                                 n_trials=n_trials or run.n_trials, on_trial=log_trial,
-                                 save_model=_TrialModels(out, run.name).save,
-                                 progress=progress, hardware=evaluator.profile.to_dict())
+                    runner = functools.partial(_worker_runner, json.dumps(config.model_dump(mode="json")), run.name,
+                                               tracker.uri, strategy_id, json.dumps(strategy_tags))
+                    ran = run_ray_trials(study, runner, spaces[run.name], objectives=config.objectives,
+                                         sampler=config.sampler, seed=config.seed, n_trials=n,
+                                         num_layers=context.num_layers, num_heads=context.num_heads, hardware=hardware,
+                                         storage=storage, experiment_dir=out / "ray", max_concurrent=max_concurrent,
+                                         early_stopping=early_stopping, progress=progress,
+                                         on_ended=trial_logger(tracker, strategy_id, strategy_tags))
+                else:
+                    strategy = info.cls()
+                    strategy.prepare(context)
+                    _remember(study, evaluator)
+                    runner = TrialRunner(strategy, context, evaluator.evaluate_candidate, config.objectives,
+                                         on_trial=trial_logger(tracker, strategy_id, strategy_tags),
+                                         save_model=_TrialModels(out, run.name).save)
+                    ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
     run_info = {
@@ -133,7 +141,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         "strategies": [s.name for s, _ in strategies],
         "objectives": list(config.objectives),
         "dense": dense_obj.to_dict(),
-        "profile": evaluator.profile.to_dict(),
+        "profile": hardware,
         "tracking_uri": tracker.uri,
         "mlflow_runs": [*previous.get("mlflow_runs", []), parent_id],
     }
@@ -141,6 +149,56 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     tmp.write_text(json.dumps(run_info, indent=2) + "\n")
     os.replace(tmp, out / RUN_FILE)
     return out
+
+
+DRIVERS = ("optuna", "ray")
+
+
+def _driver_session(driver: str, address: str | None) -> contextlib.AbstractContextManager:
+    if driver != "ray":
+        return contextlib.nullcontext()
+    from headsearch.search.ray_driver import ray_instance
+
+    return ray_instance(address)
+
+
+def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Callable[[TrialRecord], None]:
+    """Logs each trial as an MLflow run nested under its strategy's run: parameters, objectives, the
+    candidate's figures and files."""
+    def log(record: TrialRecord) -> None:
+        status = "pruned" if record.pruned else "failed" if record.error else "complete"
+        with tracker.run(f"{tags['strategy']}-{record.number}", parent_run_id=strategy_id,
+                         tags={**tags, "trial": str(record.number), "status": status}) as trial_id:
+            metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
+                       if isinstance(v, int | float)}
+            metrics |= {f"info.{k}": v for k, v in record.info.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
+            if record.info:
+                artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
+            artifacts |= record.artifacts
+            tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
+                        tags={"error": record.error} if record.error else {})
+
+    return log
+
+
+@functools.cache
+def _worker_context(config_json: str) -> tuple[StudyContext, Evaluator]:
+    return build_context(StudyConfig.model_validate(json.loads(config_json)), progress=False)
+
+
+@functools.cache
+def _worker_runner(config_json: str, strategy: str, tracking_uri: str, strategy_id: str, tags_json: str) -> TrialRunner:
+    """The ``TrialRunner`` of a Ray worker process, built once per process and strategy: data and the
+    dense model from the run folder, the prepared strategy, MLflow logging under the strategy's run."""
+    config = StudyConfig.model_validate(json.loads(config_json))
+    context, evaluator = _worker_context(config_json)
+    chosen = get_strategy(strategy).cls()
+    chosen.prepare(context)
+    tracker = Tracker(tracking_uri, experiment=f"headsearch/{config.name}")
+    return TrialRunner(chosen, context, evaluator.evaluate_candidate, config.objectives,
+                       on_trial=trial_logger(tracker, strategy_id, json.loads(tags_json)),
+                       save_model=_TrialModels(config.out_dir, strategy).save)
 
 
 class _TrialModels:

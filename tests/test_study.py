@@ -8,28 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
+from tiny_study import write_study
 
 from headsearch.errors import HeadsearchError
 from headsearch.study import load_points, run_study
 from headsearch.study_config import load_study
-
-
-def write_study(tmp_path, strategies, **extra):
-    study = {
-        "name": "tiny",
-        "output": str(tmp_path / "run"),
-        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "data": {"dataset": "synthetic", "search_rows": 60, "scoring_rows": 32},
-        "model": {"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 2, "hidden_size": 16, "intermediate_size": 32},
-                  "train": {"epochs": 1, "train_rows": 200}},
-        "hardware": {"seq_len": 16, "repeats": 1},
-        "strategies": strategies,
-        **extra,
-    }
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
 
 
 def quiet(*_args, **_kw):

@@ -7,71 +7,25 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+from tiny_study import PLUGINS, write_study
 
 from headsearch.errors import HeadsearchError
 from headsearch.search.storage import optuna_storage
 
-SLOW = textwrap.dedent('''
-    """Keeps the first k heads of every layer, slowly: SLOW_AFTER fast proposals, then SLOW_S seconds each."""
-    import os
-    import time
-
-    from headsearch.heads import HeadConfig
-    from headsearch.strategies import Candidate, Strategy
-
-    class SlowHeads(Strategy):
-        name = "slow-heads"
-        search_space = __file__.replace(".py", ".yaml")
-        proposed = 0
-
-        def propose(self, params, context):
-            SlowHeads.proposed += 1
-            if SlowHeads.proposed > int(os.environ.get("SLOW_AFTER", "0")):
-                time.sleep(float(os.environ.get("SLOW_S", "0")))
-            k = params["k"]
-            return Candidate(HeadConfig(tuple(tuple(range(k)) for _ in range(context.num_layers)), context.num_heads))
-''')
-
-
-@pytest.fixture()
-def plugin_site(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "slow_heads.py").write_text(SLOW)
-    (site / "slow_heads.yaml").write_text("params:\n  k: {type: int, low: 1, high: 2}\n")
-    info = site / "slow_heads-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-heads\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[headsearch.strategies]\nslow-heads = slow_heads:SlowHeads\n")
-    return site
-
 
 def _study(tmp_path: Path, n_trials: int) -> Path:
-    study = {
-        "name": "shared", "output": str(tmp_path / "run"), "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "sampler": "random",
-        "data": {"dataset": "synthetic", "search_rows": 40, "scoring_rows": 32},
-        "model": {"max_length": 16, "builtin": {"num_layers": 2, "num_heads": 2, "hidden_size": 16, "intermediate_size": 32},
-                  "train": {"epochs": 1, "train_rows": 200}},
-        "hardware": {"seq_len": 16, "repeats": 1},
-        "strategies": [{"name": "slow-heads", "n_trials": n_trials}],
-    }
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
+    return write_study(tmp_path, [{"name": "slow-heads", "n_trials": n_trials}], name="shared", sampler="random")
 
 
-def _worker(study: Path, storage: str, site: Path, **env: str) -> subprocess.Popen:
+def _worker(study: Path, storage: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "headsearch", "worker", str(study), "--storage", storage],
-                            env={**os.environ, "PYTHONPATH": str(site), **env},
+                            env={**os.environ, "PYTHONPATH": str(PLUGINS), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -80,10 +34,10 @@ def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="shared:slow-heads", storage=optuna_storage(storage)).get_trials(deepcopy=False)
 
 
-def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path, plugin_site):
+def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path):
     storage = f"journal:{tmp_path / 'study.journal'}"
     study = _study(tmp_path, n_trials=8)
-    workers = [_worker(study, storage, plugin_site, SLOW_S="1.5") for _ in range(2)]
+    workers = [_worker(study, storage, SLOW_S="1.5") for _ in range(2)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     trials = _trials(storage)
@@ -95,10 +49,10 @@ def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path
     assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "report.md").is_file()
 
 
-def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path, plugin_site):
+def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path):
     storage = f"journal:{tmp_path / 'study.journal'}"
     study = _study(tmp_path, n_trials=5)
-    doomed = _worker(study, storage, plugin_site, SLOW_AFTER="2", SLOW_S="600")  # 2 quick trials, then hangs
+    doomed = _worker(study, storage, SLOW_AFTER="2", SLOW_S="600")  # 2 quick trials, then hangs
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if (tmp_path / "study.journal").exists():
@@ -113,7 +67,7 @@ def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path, plugin_
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
 
-    rescuer = _worker(study, storage, plugin_site)
+    rescuer = _worker(study, storage)
     output = rescuer.communicate(timeout=300)[0]
     assert rescuer.returncode == 0, output
     trials = _trials(storage)
@@ -131,7 +85,8 @@ def test_unknown_storage_is_a_clear_error():
 def test_only_trials_of_dead_processes_are_failed(tmp_path):
     import socket
 
-    from headsearch.search.optuna_driver import WORKER_ATTR, fail_dead_trials
+    from headsearch.search.optuna_driver import fail_dead_trials
+    from headsearch.search.trial import WORKER_ATTR
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()

@@ -72,12 +72,13 @@ class TrainableGates(Protocol):
 def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainConfig(), *,
           progress: bool = True, gates: TrainableGates | None = None,
           teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          temperature: float = 2.0) -> list[float]:
+          temperature: float = 2.0, on_epoch: Callable[[int], None] | None = None) -> list[float]:
     """Train in place with AdamW and linear warm-up/decay; returns the mean training loss per epoch.
 
     ``gates``: trained jointly (their own learning rate, no weight decay); each batch runs with the gates
     they draw and adds their penalty to the loss. ``teacher``: logits of a teacher for the same batch;
-    the loss adds the distillation term ``T^2 KL(teacher/T || student/T)`` (Hinton et al. 2015)."""
+    the loss adds the distillation term ``T^2 KL(teacher/T || student/T)`` (Hinton et al. 2015).
+    ``on_epoch(epochs_done)``: called after each epoch (it may evaluate the model; training mode is restored)."""
     if data.num_classes != len(clf.label_names):
         raise ModelError(f"The data has {data.num_classes} classes but the classifier {len(clf.label_names)}.")
     model = clf.model
@@ -134,6 +135,9 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
             epoch_losses.append(running / len(data))
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
+                model.train()
     finally:
         bar.close()
         model.eval()

@@ -11,12 +11,10 @@ handed it, and fails trials whose process died (``fail_dead_trials``).
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import socket
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -24,12 +22,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from headsearch.errors import HeadsearchError
-from headsearch.heads import HeadConfig
-from headsearch.models.text_classifier import TextClassifier
-from headsearch.objectives import DIRECTIONS, Objectives
+from headsearch.objectives import DIRECTIONS
 from headsearch.search.storage import optuna_storage
+from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, worker_name
 from headsearch.searchspace import SearchSpace
-from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 SAMPLERS = {
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
@@ -38,24 +34,10 @@ SAMPLERS = {
 }
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    number: int
-    params: dict
-    objectives: Objectives | None
-    head_config: HeadConfig | None
-    description: str
-    error: str | None
-    info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
-    artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
-
-
 def optuna_study_name(study: str, strategy: str) -> str:
     return f"{study}:{strategy}"
 
 
-WORKER_ATTR = "worker"  # host:pid of the process running a trial
-HARDWARE_ATTR = "hardware"  # the HardwareProfile the trial's objectives were measured on
 UNNAMED_GRACE_S = 60.0
 
 
@@ -76,21 +58,17 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
     return study
 
 
-def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, context: StudyContext,
-               evaluate: Callable[[Candidate], Objectives], objectives: Sequence[str], n_trials: int,
-               on_trial: Callable[[TrialRecord], None] | None = None,
-               save_model: Callable[[int, TextClassifier], str] | None = None, progress: bool = True,
+def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, n_trials: int, progress: bool = True,
                hardware: Mapping[str, Any] | None = None) -> int:
     """Run trials until the study holds ``n_trials`` finished or running ones; returns how many ran here.
 
-    ``save_model(trial_number, model)`` stores a candidate's own weights (a recovered model) and returns
-    where, recorded as the trial's ``model_dir`` so that export finds them. ``hardware``: the profile the
-    objectives are measured on, recorded with every trial; a study whose finished trials were measured
-    on another profile is refused, so that one front never mixes hardware."""
+    ``hardware``: the profile the objectives are measured on, recorded with every trial; a study whose
+    finished trials were measured on another profile is refused, so that one front never mixes hardware."""
     if hardware is not None:
-        _check_hardware(study, dict(hardware))
+        check_hardware(study, dict(hardware))
+    context = runner.context
     ran = 0
-    bar = tqdm(total=n_trials, desc=strategy.name, unit="trial", disable=not progress, leave=False)
+    bar = tqdm(total=n_trials, desc=runner.strategy.name, unit="trial", disable=not progress, leave=False)
     while True:
         fail_dead_trials(study)
         taken = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)))
@@ -102,40 +80,22 @@ def run_trials(study: optuna.Study, *, strategy: Strategy, space: SearchSpace, c
         if _surplus(study, trial.number, n_trials):  # another worker asked at the same moment and got the last one
             study.tell(trial, state=TrialState.PRUNED)
             continue
-        trial.set_user_attr(WORKER_ATTR, _worker())
+        trial.set_user_attr(WORKER_ATTR, worker_name())
         if hardware is not None:
             trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
-        params, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
-        try:
-            params = space.suggest(trial, context.num_layers, context.num_heads)
-            candidate = strategy.propose(params, context)
-            config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
-            artifacts = dict(candidate.artifacts)
-            result = evaluate(candidate)
-            values = [float(getattr(result, o)) for o in objectives]
-            if any(math.isnan(v) for v in values):
-                raise ValueError(f"objective is NaN: {dict(zip(objectives, values, strict=True))}")
-            trial.set_user_attr("head_config", config.to_dict())
-            trial.set_user_attr("objectives", result.to_dict())
-            trial.set_user_attr("description", description)
-            if info:
-                trial.set_user_attr("info", info)
-            if candidate.model is not None and save_model is not None:
-                trial.set_user_attr("model_dir", save_model(trial.number, candidate.model))
-            study.tell(trial, values)
-        except Exception as exc:  # a failing trial is data, not the end of the study
-            error = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("fail_reason", error)
+        outcome = runner.run(trial.number, lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
+        for key, value in outcome.attrs.items():
+            trial.set_user_attr(key, value)
+        if outcome.values is None:
             study.tell(trial, state=TrialState.FAIL)
-            result = None
+        else:
+            study.tell(trial, outcome.values)
         ran += 1
-        if on_trial is not None:
-            on_trial(TrialRecord(trial.number, params, result, config, description, error, info, artifacts))
     bar.close()
     return ran
 
 
-def _check_hardware(study: optuna.Study, hardware: dict) -> None:
+def check_hardware(study: optuna.Study, hardware: dict) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         other = t.user_attrs.get(HARDWARE_ATTR)
         if other is not None and other != hardware:
@@ -150,10 +110,6 @@ def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     atomically by the storage, so concurrent workers agree on which trials those are)."""
     counted = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
     return sum(1 for t in study.get_trials(deepcopy=False, states=counted) if t.number <= number) > n_trials
-
-
-def _worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
@@ -172,7 +128,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
                 continue
         else:
             where, _, pid = worker.rpartition(":")
-            if where != host or worker == _worker() or _alive(int(pid)):
+            if where != host or worker == worker_name() or _alive(int(pid)):
                 continue
         study.tell(t.number, state=TrialState.FAIL)
         dead.append(t.number)

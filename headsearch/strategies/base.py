@@ -34,6 +34,15 @@ class StudyContext:
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
     train: TextDataset | None = None
+    # set by a driver that stops weak trials early (Ray Tune's ASHA): sees (step, accuracy so far)
+    progress_hook: Callable[[int, float], None] | None = field(default=None, repr=False)
+
+    def report_progress(self, step: int, accuracy: Callable[[], float]) -> None:
+        """Strategies that train call this after each epoch (``step`` counts from 1) with the accuracy of
+        the candidate as it stands on ``search``; it is computed only when a driver listens, and the
+        driver may end the trial here."""
+        if self.progress_hook is not None:
+            self.progress_hook(step, accuracy())
 
     @property
     def num_layers(self) -> int:

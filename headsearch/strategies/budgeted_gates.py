@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from headsearch.gates import BudgetGates, heads_for_budget, keep_first
-from headsearch.models.training import TrainConfig, recover, train, trained_learning_rate
+from headsearch.models.training import TrainConfig, accuracy, recover, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -66,9 +66,13 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         gates = BudgetGates(context.num_layers, context.num_heads, budgets=(setting["budget_min"], 0.95),
                             mass_weight=setting["mass_weight"], overshoot_weight=setting["overshoot_weight"],
                             learning_rate=setting["gate_lr"], seed=context.seed)
+        # progress is the accuracy at the budget of the trial that trains the checkpoint
+        count = heads_for_budget(float(params.get("budget", 0.5)), context.num_layers, context.num_heads)
         train(clf, training_rows(context, setting["train_rows"]),
               TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
-              gates=gates, progress=True)
+              gates=gates, progress=True,
+              on_epoch=lambda epoch: context.report_progress(epoch, lambda: accuracy(
+                  clf.prune(keep_first(gates.order(), count, context.num_layers, context.num_heads)), context.search)))
         clf.meta["head_order"] = [list(h) for h in gates.order()]  # the keeping order; a multi-budget export records it
         return clf, gates
 

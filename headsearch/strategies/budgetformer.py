@@ -83,11 +83,22 @@ def fit(context: StudyContext, setting: Mapping[str, Any]) -> TextClassifier:
                               explore_fraction=setting["explore_fraction"])
     losses = train(clf, training_rows(context, setting["train_rows"]),
                    TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
-                   gates=schedule, progress=True)
+                   gates=schedule, progress=True,
+                   on_epoch=lambda epoch: context.report_progress(epoch, lambda: _routed_accuracy(clf, router, context.search)))
     router.eval()
     clf.router = router
     clf.meta["budgetformer"] = {"setting": dict(setting), "epoch_losses": losses}
     return clf
+
+
+def _routed_accuracy(clf: TextClassifier, router: HeadRouter, data: TextDataset) -> float:
+    """Accuracy of ``clf`` routed by ``router`` in the middle of training (the router's mode is restored)."""
+    training, clf.router = router.training, router
+    try:
+        return EncodedSplit(clf, data).accuracy(clf.runtime)
+    finally:
+        clf.router = None
+        router.train(training)
 
 
 @dataclass(frozen=True)

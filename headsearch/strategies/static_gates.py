@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from headsearch.gates import StaticGates, heads_for_budget, keep_first
-from headsearch.models.training import TrainConfig, train, trained_learning_rate
+from headsearch.models.training import TrainConfig, accuracy, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -46,6 +46,8 @@ class StaticGatesStrategy(Strategy):
                 loss = train(clf, data, TrainConfig(epochs=1, learning_rate=lr, seed=context.seed + ran), gates=gates,
                              progress=True)[-1]
                 ran += 1
+                context.report_progress(ran, lambda: accuracy(clf.prune(keep_first(gates.order(), count, L, H)),
+                                                              context.search))
             return clf, gates.order(), gates.expected_mass().item(), loss, ran
 
         clf, order, mass, loss, ran = context.cached(

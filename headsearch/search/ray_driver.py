@@ -1,0 +1,211 @@
+"""Ray Tune driver: the Optuna driver's trials, run as Ray Tune trials on a local Ray instance or a cluster.
+
+Ray Tune's ``OptunaSearch`` asks the study's own Optuna study (same storage, sampler and seed) for each
+trial's parameters, multi-objective (metric and mode lists on the searcher). Each trial runs in a Ray
+worker that builds its ``TrialRunner`` once per process (``runner()``: data, the dense model from the run
+folder, the prepared strategy, MLflow logging), records the same user attributes as the Optuna driver and
+reports the objectives. Strategies that train report their accuracy after each epoch
+(``StudyContext.progress_hook``); ASHA stops the weak ones and the searcher records them as PRUNED. The
+front is read from the storage afterwards, never from Ray's ``ResultGrid`` (which knows one metric).
+
+On a cluster (``address``) the run folder, the data and the storage must be reachable from every node at
+the same path or URI: a shared file system and an RDB storage such as PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+from tqdm.auto import tqdm
+
+from headsearch.objectives import DIRECTIONS
+from headsearch.search.optuna_driver import SAMPLERS, check_hardware, fail_dead_trials
+from headsearch.search.storage import optuna_storage
+from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner, worker_name
+from headsearch.searchspace import SearchSpace
+
+TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray trial beside its parameters
+STATUS = "status"  # every report says whether it is a trial's outcome: "complete", "failed" or "running"
+EARLY_STOP_ATTR = "stopped_early"  # user attribute of a trial ASHA stopped: its last intermediate report
+
+
+def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space: SearchSpace, *,
+                   objectives: Sequence[str], sampler: str, seed: int, n_trials: int, num_layers: int, num_heads: int,
+                   hardware: Mapping[str, Any], storage: str, experiment_dir: Path, max_concurrent: int | None = None,
+                   early_stopping: bool = True, progress: bool = True,
+                   on_ended: Callable[[TrialRecord], None] | None = None) -> int:
+    """Run the study's missing trials (``n_trials`` finished or running in all) as Ray Tune trials on the
+    Ray instance this process is connected to (``ray_instance``); returns how many ran.
+
+    ``runner``: a picklable factory, called in each Ray worker, of the ``TrialRunner`` that runs a trial
+    there. ``max_concurrent``: trials at once (default: as many as the Ray instance's CPUs allow).
+    ``on_ended``: called here with each trial that ended before its worker could record it (stopped by
+    ASHA, or its worker failed); the worker's runner records the others."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
+    hardware = dict(hardware)
+    check_hardware(study, hardware)
+    fail_dead_trials(study)  # trials of an earlier run whose process is gone
+    taken = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)))
+    remaining = n_trials - taken
+    if remaining <= 0:
+        return 0
+    resources = trial_resources(hardware)
+    if max_concurrent is None:
+        max_concurrent = max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
+
+    searcher = _FrontSearch(space=_Suggest(space, num_layers, num_heads, hardware), metric=list(objectives),
+                            mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
+                            sampler=SAMPLERS[sampler](seed), study_name=study.study_name, storage=optuna_storage(storage))
+    # ASHA compares the accuracy reported after each epoch of trials that train; a trial that reports once
+    # (most strategies) is only ever compared on its final result, which it has already delivered
+    scheduler = (ASHAScheduler(metric="accuracy", mode="max", max_t=100, grace_period=1, reduction_factor=2)
+                 if early_stopping else FIFOScheduler())
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, runner=runner, storage=storage, study_name=study.study_name,
+                             objectives=list(objectives), cwd=os.getcwd()),
+        resources)
+    bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not progress, on_ended=on_ended)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
+                                    scheduler=scheduler, num_samples=remaining, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"{study.study_name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=str(experiment_dir.resolve()), verbose=0, callbacks=[bar]),
+    )
+    tuner.fit()
+    bar.close()
+    return bar.ended
+
+
+def trial_resources(hardware: Mapping[str, Any]) -> dict[str, float]:
+    """Ray resources of one trial: the profile's threads, and a GPU when it measures on CUDA."""
+    resources = {"cpu": float(hardware["threads"])}
+    if str(hardware["device"]).startswith("cuda"):
+        resources["gpu"] = 1.0
+    return resources
+
+
+@contextmanager
+def ray_instance(address: str | None) -> Iterator[None]:
+    """Join the Ray cluster at ``address``, or start a local Ray instance sized to this machine (shut down
+    on leaving); a Ray instance this process already started is used as it is."""
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@dataclass(frozen=True)
+class _Suggest:
+    """The searcher's define-by-run space: samples a trial's parameters in the driver process (a class, not
+    a closure: Ray Tune pickles its searcher with each experiment checkpoint)."""
+
+    space: SearchSpace
+    num_layers: int
+    num_heads: int
+    hardware: dict
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, int]:
+        self.space.suggest(trial, self.num_layers, self.num_heads)
+        trial.set_user_attr(WORKER_ATTR, worker_name())  # this process, until a Ray worker takes the trial
+        trial.set_user_attr(HARDWARE_ATTR, self.hardware)
+        return {TRIAL_NUMBER: trial.number}
+
+
+def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str, study_name: str,
+               objectives: list[str], cwd: str) -> None:
+    """One Ray Tune trial: run the Optuna trial named in ``config`` and report its objectives."""
+    os.chdir(cwd)  # Ray starts trials in their own folder; the study's relative paths are the driver's
+    params = dict(config)
+    number = int(params.pop(TRIAL_NUMBER))
+    trial_runner = runner()
+    storage_ = optuna_storage(storage)
+    trial_id = storage_.get_trial_id_from_study_id_trial_number(storage_.get_study_id_from_name(study_name), number)
+    storage_.set_trial_user_attr(trial_id, WORKER_ATTR, worker_name())
+    unknown = {o: math.nan for o in objectives}  # Ray Tune wants every searcher metric in every report
+
+    def progress(step: int, accuracy: float) -> None:  # a scheduler's stop ends the trial in here (SystemExit)
+        tune.report({**unknown, "accuracy": accuracy, "step": step, STATUS: "running"})
+
+    trial_runner.context.progress_hook = progress
+    try:
+        outcome = trial_runner.run(number, lambda: params)
+    finally:
+        trial_runner.context.progress_hook = None
+    for key, value in outcome.attrs.items():
+        storage_.set_trial_user_attr(trial_id, key, value)
+    if outcome.values is None:
+        tune.report({**unknown, "accuracy": math.nan, STATUS: "failed"})
+    else:
+        tune.report({**dict(zip(objectives, outcome.values, strict=True)), "accuracy": outcome.record.objectives.accuracy,
+                     STATUS: "complete"})
+
+
+class _FrontSearch(OptunaSearch):
+    """``OptunaSearch`` that tells Optuna a trial's objectives only from its final report: a trial stopped at
+    an intermediate report (its objectives unknown) is PRUNED, with that report as ``stopped_early``; a
+    failed one FAIL (Ray's own would tell Optuna the NaN placeholders, which it refuses, leaving the trial
+    RUNNING)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        status = (result or {}).get(STATUS)
+        if status == "running" and not error:
+            self._ot_trials[trial_id].set_user_attr(EARLY_STOP_ATTR, _stopped_at(result))
+        if status != "complete":
+            result, error = None, error or status == "failed"
+        super().on_trial_complete(trial_id, result, error)
+
+
+def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
+    return {"step": int(result["step"]), "accuracy": float(result["accuracy"])}
+
+
+class _Progress(tune.Callback):
+    """A progress bar of ended trials (Ray Tune's own tables are off), and a ``TrialRecord`` for each trial
+    that ended without running to its end in the worker (stopped by the scheduler, or its worker failed),
+    which the worker could not log itself."""
+
+    def __init__(self, total: int, *, desc: str, disable: bool, on_ended: Callable[[TrialRecord], None] | None):
+        self.ended, self.on_ended = 0, on_ended
+        self._bar = tqdm(total=total, desc=desc, unit="trial", disable=disable, leave=False)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end(trial, f"Ray trial error: {trial.error_file or 'see the Ray logs'}")
+
+    def _end(self, trial: Any, error: str | None) -> None:
+        self.ended += 1
+        self._bar.update(1)
+        last = trial.last_result or {}
+        stopped = error is None and last.get(STATUS) == "running"
+        if self.on_ended is not None and (stopped or error):
+            params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER}
+            info = {f"stopped_at_{k}": v for k, v in _stopped_at(last).items()} if stopped else {}
+            self.on_ended(TrialRecord(int(trial.config[TRIAL_NUMBER]), params, None, None,
+                                      "stopped early by ASHA" if stopped else "", error, info, pruned=stopped))
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,89 @@
+"""One trial, whichever driver runs it: propose, evaluate, describe the outcome for the storage and MLflow.
+
+The Optuna driver runs trials in its own process; the Ray Tune driver runs them in Ray workers, where a
+``TrialRunner`` is rebuilt once per process. Both record the same user attributes on the Optuna trial
+and hand the same ``TrialRecord`` to the MLflow logger, so fronts, reports and export read either alike.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from headsearch.heads import HeadConfig
+from headsearch.models.text_classifier import TextClassifier
+from headsearch.objectives import Objectives
+from headsearch.strategies.base import Candidate, Strategy, StudyContext
+
+WORKER_ATTR = "worker"  # host:pid of the process running a trial
+HARDWARE_ATTR = "hardware"  # the HardwareProfile the trial's objectives were measured on
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    params: dict
+    objectives: Objectives | None
+    head_config: HeadConfig | None
+    description: str
+    error: str | None
+    info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
+    artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
+    pruned: bool = False  # stopped early by the driver's scheduler (Ray Tune's ASHA) at an intermediate report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished trial: ``values`` (one per objective) or None when it failed; ``attrs`` for the Optuna trial."""
+
+    values: list[float] | None
+    attrs: dict[str, Any]
+    record: TrialRecord
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class TrialRunner:
+    """What running a trial needs, wherever it runs. ``save_model(trial_number, model)`` stores a candidate's
+    own weights (a recovered model) and returns where, recorded as the trial's ``model_dir`` for export."""
+
+    strategy: Strategy
+    context: StudyContext
+    evaluate: Callable[[Candidate], Objectives]
+    objectives: Sequence[str]
+    on_trial: Callable[[TrialRecord], None] | None = None
+    save_model: Callable[[int, TextClassifier], str] | None = None
+
+    def run(self, number: int, params: Callable[[], Mapping[str, Any]]) -> Outcome:
+        """Trial ``number`` with the parameters ``params()`` samples. A trial that raises or gives a NaN
+        objective is an outcome too (failed, with its reason): the study goes on."""
+        sampled, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
+        attrs: dict[str, Any] = {}
+        try:
+            sampled = dict(params())
+            candidate = self.strategy.propose(sampled, self.context)
+            config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
+            artifacts = dict(candidate.artifacts)
+            result = self.evaluate(candidate)
+            values = [float(getattr(result, o)) for o in self.objectives]
+            if any(math.isnan(v) for v in values):
+                raise ValueError(f"objective is NaN: {dict(zip(self.objectives, values, strict=True))}")
+            attrs = {"head_config": config.to_dict(), "objectives": result.to_dict(), "description": description}
+            if info:
+                attrs["info"] = info
+            if candidate.model is not None and self.save_model is not None:
+                attrs["model_dir"] = self.save_model(number, candidate.model)
+        except Exception as exc:  # a failing trial is data, not the end of the study
+            error = f"{type(exc).__name__}: {exc}"
+            attrs, values, result = {"fail_reason": error}, None, None
+        record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
+        if self.on_trial is not None:
+            self.on_trial(record)
+        return Outcome(values, attrs, record)

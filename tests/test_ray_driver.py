@@ -1,0 +1,128 @@
+"""The Ray Tune driver on a real local Ray instance (2 CPUs): the same trials as the Optuna driver, trials
+run concurrently, ASHA stopping lagging trials, everything in the same Optuna storage and MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from tiny_study import PLUGINS, write_study
+
+from headsearch.pareto import non_dominated
+from headsearch.search.storage import optuna_storage
+from headsearch.study import load_points, load_run, run_study
+from headsearch.study_config import load_study
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray for the module; its workers find the test plug-ins through PYTHONPATH."""
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), path) if p)
+    sys.path.insert(0, str(PLUGINS))  # and so does this process (entry points are read from sys.path)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+    sys.path.remove(str(PLUGINS))
+    if path is None:
+        os.environ.pop("PYTHONPATH")
+    else:
+        os.environ["PYTHONPATH"] = path
+
+
+def quiet(*_args, **_kw):
+    pass
+
+
+def _trials(run, strategy):
+    info = load_run(run)
+    optuna_storage.cache_clear()
+    study = optuna.load_study(study_name=f"{info['name']}:{strategy}", storage=optuna_storage(info["storage"]))
+    return study.get_trials(deepcopy=False)
+
+
+def _mlflow_trials(tmp_path, name="tiny"):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return [r for r in mlflow.search_runs(experiment_names=[f"headsearch/{name}"], output_format="list")
+            if "trial" in r.data.tags]
+
+
+def test_ray_runs_the_same_trials_and_fronts_as_optuna(tmp_path):
+    """Same study and seed, one trial at a time: identical parameters, objectives and fronts (accuracy and
+    FLOPs: latency is measured, so it differs from run to run)."""
+    strategies = [{"name": "random", "n_trials": 4}, {"name": "importance", "n_trials": 3}]
+    runs = {}
+    for driver in ("optuna", "ray"):
+        folder = tmp_path / driver
+        folder.mkdir()
+        config = load_study(write_study(folder, strategies, objectives=["accuracy", "flops"], sampler="tpe"))
+        runs[driver] = run_study(config, progress=False, echo=quiet, driver=driver, max_concurrent=1)
+    for strategy in ("random", "importance"):
+        by_driver = {d: _trials(run, strategy) for d, run in runs.items()}
+        assert [t.state for t in by_driver["ray"]] == [TrialState.COMPLETE] * len(by_driver["optuna"])
+        assert [t.params for t in by_driver["ray"]] == [t.params for t in by_driver["optuna"]]
+        assert [t.values for t in by_driver["ray"]] == [t.values for t in by_driver["optuna"]]
+        assert [t.user_attrs["head_config"] for t in by_driver["ray"]] == [t.user_attrs["head_config"]
+                                                                             for t in by_driver["optuna"]]
+        assert all(t.user_attrs["hardware"] == by_driver["optuna"][0].user_attrs["hardware"] for t in by_driver["ray"])
+    fronts = {d: sorted((p.strategy, p.trial) for p in non_dominated(load_points(run))) for d, run in runs.items()}
+    assert fronts["ray"] == fronts["optuna"] and fronts["ray"]
+    # every Ray trial is an MLflow run nested under its strategy's run, as with the Optuna driver
+    logged = _mlflow_trials(tmp_path / "ray")
+    assert sorted((r.data.tags["strategy"], int(r.data.tags["trial"])) for r in logged) == [
+        *((s, n) for s, k in (("importance", 3), ("random", 4)) for n in range(k))]
+    assert all(r.data.tags["driver"] == "ray" and r.data.tags["status"] == "complete" for r in logged)
+
+
+def test_two_trials_run_at_once_on_two_cpus(tmp_path):
+    """With --max-concurrent 2, trials overlap in time (each sleeps 1.5 s in its proposal), and the study
+    ends with exactly its trials, run by two Ray workers."""
+    config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
+    os.environ["SLOW_S"] = "1.5"
+    try:
+        run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=2)
+    finally:
+        del os.environ["SLOW_S"]
+    trials = _trials(run, "slow-heads")
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    assert any(a_end > b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert len(load_points(run)) == 4
+
+
+def test_asha_stops_lagging_trials_and_optuna_records_them_pruned(tmp_path):
+    """A strategy that reports accuracy per epoch: trials below ASHA's cut-off at a rung are stopped, kept in
+    the storage as PRUNED with their last report, and logged to MLflow as pruned; the others complete."""
+    config = load_study(write_study(tmp_path, [{"name": "progress-probe", "n_trials": 8}]))
+    run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=1)
+    trials = _trials(run, "progress-probe")
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(pruned) + len(complete) == 8 and pruned and complete
+    for t in pruned:
+        assert t.user_attrs["stopped_early"]["accuracy"] == pytest.approx(t.params["quality"])
+        assert "objectives" not in t.user_attrs
+        # ASHA stops a trial only below the best of those that reached the same rung before it
+        assert t.params["quality"] < max(c.params["quality"] for c in trials if c.number < t.number)
+    assert all(t.user_attrs["info"]["quality"] == t.params["quality"] for t in complete)
+    statuses = {int(r.data.tags["trial"]): r.data.tags["status"] for r in _mlflow_trials(tmp_path)}
+    assert statuses == {t.number: "pruned" if t.state == TrialState.PRUNED else "complete" for t in trials}
+    assert len(load_points(run)) == len(complete)
+
+
+def test_unknown_driver_and_ray_options_without_ray_are_refused(tmp_path):
+    study = write_study(tmp_path, [{"name": "random", "n_trials": 1}])
+    for args, message in ((["--driver", "dask"], "--driver 'dask' is not known"),
+                          (["--max-concurrent", "2"], "apply to --driver ray")):
+        result = subprocess.run([sys.executable, "-m", "headsearch", "run", str(study), *args], capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing half-written
