@@ -102,3 +102,23 @@ def test_one_export_serves_every_budget(trained, tmp_path):
     export(clf, tmp_path / "single", onnx=False)
     with pytest.raises(ExportError, match="not a multi-budget export"):
         load(tmp_path / "single", budget=0.5)
+
+
+@pytest.mark.parametrize("name", ["static_gates", "budgeted_gates", "budgetformer"])
+def test_training_strategies_report_accuracy_after_every_epoch(name):
+    """What a driver's early stopping sees: one report per epoch, the last one the candidate's own accuracy."""
+    from headsearch.models.encoded import EncodedSplit
+    from headsearch.strategies.registry import get
+
+    context = tiny_context(trained=True, layers=2, heads=4)  # fresh: no cached checkpoint, so it trains
+    reports = []
+    context.progress_hook = lambda step, accuracy: reports.append((step, accuracy))
+    params = {"budget": 0.5, "epochs": 2, "max_epochs": 2, "train_rows": 200}
+    candidate = get(name).cls().propose(params, context)
+    assert [step for step, _ in reports] == [1, 2]
+    clf = candidate.model
+    final = (EncodedSplit(clf, context.search).accuracy(clf.runtime) if clf.router is not None
+             else EncodedSplit(clf, context.search).accuracy(clf.model.prune(candidate.head_config)))
+    assert reports[-1][1] == pytest.approx(final)
+    context.progress_hook = None
+    assert get(name).cls().propose(params, context).head_config == candidate.head_config  # cached: no reports, same result
