@@ -33,9 +33,9 @@ def main() -> None:
     names = args.strategies.split(",")
     settings = [int(c) for c in args.concurrent.split(",")]
     base = load_study(args.study)
-    base = base.model_copy(update={"strategies": [s for s in base.strategies if s.name in names]})
+    base = base.model_copy(update={"strategies": tuple(s for s in base.strategies if s.name in names)})
     work = Path(tempfile.mkdtemp(prefix="ray-concurrency-"))
-    seeded = base.model_copy(update={"output": str(work / "seed")})
+    seeded = base.model_copy(update={"output": work / "seed"})
     build_context(seeded)  # trains the dense model once
     print(f"study {base.name}: {', '.join(f'{s.name} x{s.n_trials}' for s in base.strategies)}; Ray with {args.cpus} CPUs")
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -44,7 +44,7 @@ def main() -> None:
         for c in settings if r % 2 == 0 else reversed(settings):
             out = work / f"c{c}-{r}"
             shutil.copytree(work / "seed" / "model", out / "model")
-            config = base.model_copy(update={"output": str(out), "tracking_uri": f"sqlite:///{work / 'mlflow.db'}"})
+            config = base.model_copy(update={"output": out, "tracking_uri": f"sqlite:///{work / 'mlflow.db'}"})
             start = time.perf_counter()
             run_study(config, driver="ray", max_concurrent=c, progress=False, echo=lambda *_: None)
             times[c].append(time.perf_counter() - start)

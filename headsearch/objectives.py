@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
+from headsearch.cost.latency_table import LatencyTable
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
@@ -44,6 +45,8 @@ class Objectives:
     fraction_kept: float
     eval_split: str
     per_input: bool = False  # a routed model: heads_kept and fraction_kept are means over the inputs
+    latency_source: str = "measured"  # or "table": latency_ms and dense_latency_ms predicted by a LatencyTable
+    checked_latency_ratio: float | None = None  # table: the ratio pruned/dense measured as well, on sampled candidates
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,14 +60,16 @@ class Evaluator:
     """
 
     def __init__(self, dense: TextClassifier, data: TextDataset, profile: HardwareProfile, *, repeats: int = 11,
-                 batch_size: int = 64):
+                 batch_size: int = 64, table: LatencyTable | None = None, check_every: int = 5):
         self.dense = dense
         self.data = data
         self.profile = profile
         self.repeats = repeats
+        self.table, self.check_every, self._predicted = table, check_every, 0
         self._split = EncodedSplit(dense, data, batch_size=batch_size)
         spec = dense.model.spec
-        self._dense_flops = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), profile.seq_len).total
+        self._dense_config = HeadConfig.dense(spec.num_layers, spec.num_heads)
+        self._dense_flops = count_flops(spec, self._dense_config, profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
 
     def accuracy(self, model: HeadedClassifier) -> float:
@@ -143,16 +148,27 @@ class Evaluator:
         """Objectives of an already pruned model (for example one reloaded from an export)."""
         spec, config = model.spec, model.head_config
         flops = count_flops(spec, config, self.profile.seq_len).total
-        timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+        checked = None
+        if self.table is None:
+            timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+            latency, dense_latency = timing.pruned.median_ms, timing.dense.median_ms
+        else:
+            latency, dense_latency = self.table.predict(config), self.table.predict(self._dense_config)
+            if self._predicted % self.check_every == 0:  # a sample of candidates: how far the table is off
+                timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+                checked = timing.pruned.median_ms / timing.dense.median_ms
+            self._predicted += 1
         return Objectives(
             accuracy=self.accuracy(model),
             flops=flops,
             flops_ratio=flops / self._dense_flops,
             params=count_params(spec, config),
-            latency_ms=timing.pruned.median_ms,
-            dense_latency_ms=timing.dense.median_ms,
-            speedup=timing.speedup,
+            latency_ms=latency,
+            dense_latency_ms=dense_latency,
+            speedup=dense_latency / latency,
             heads_kept=config.total_kept,
             fraction_kept=config.fraction_kept,
             eval_split=self.data.name,
+            latency_source="measured" if self.table is None else "table",
+            checked_latency_ratio=checked,
         )

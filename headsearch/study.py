@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import statistics
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +24,12 @@ from optuna.trial import TrialState
 
 from headsearch._fs import atomic_folder
 from headsearch.cost import HardwareProfile
+from headsearch.cost.latency_table import LatencyTable, measure_table
 from headsearch.data.sources import load_split
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
+from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.recipe import BaseModelRecipe, base_model
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator, Objectives
@@ -41,6 +44,7 @@ from headsearch.strategies.registry import get as get_strategy
 from headsearch.study_config import StudyConfig
 
 RUN_FILE = "run.json"
+TABLE_FILE = "latency_table.json"  # run-folder file: the latency table of the study's profile
 TRIAL_MODELS = "trial_models"  # run-folder subfolder of trials that changed weights
 
 
@@ -70,8 +74,32 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
         dense = base_model(_recipe(config), train, config.out_dir / "model", progress=progress)
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
-    evaluator = Evaluator(dense, search, profile, repeats=hw.repeats)
+    table = _latency_table(config.out_dir, dense.model, profile) if hw.latency == "table" else None
+    evaluator = Evaluator(dense, search, profile, repeats=hw.repeats, table=table, check_every=hw.table_check_every)
     return StudyContext(dense, search, scoring, hw.seq_len, config.seed, train=train), evaluator
+
+
+def _latency_table(out: Path, model: HeadedClassifier, profile: HardwareProfile) -> LatencyTable:
+    """The run folder's latency table for this profile and model shape: measured once (workers and Ray
+    trials started together wait for the first), then read."""
+    path = out / TABLE_FILE
+    with FileLock(out / ".table.lock"):
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved["profile"] == profile.to_dict() and saved["spec"] == model.spec.to_dict():
+                return LatencyTable.from_dict(saved)
+        table = measure_table(model, profile)
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(json.dumps({**table.to_dict(), "spec": model.spec.to_dict()}, indent=1) + "\n")
+        os.replace(tmp, path)
+    return table
+
+
+def table_errors(points: list[Point]) -> list[float]:
+    """Relative error of the table's latency ratio against the ratio measured on the same trial, for every
+    trial whose latency was predicted and checked (``hardware.latency: table``)."""
+    return [abs(p.latency_ratio - p.objectives["checked_latency_ratio"]) / p.objectives["checked_latency_ratio"]
+            for p in points if p.objectives.get("checked_latency_ratio")]
 
 
 def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool = False, progress: bool = True,
@@ -104,6 +132,8 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
     previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
     hardware = evaluator.profile.to_dict()
+    if evaluator.table is not None:  # predicted and measured latencies never share a front
+        hardware["latency"] = "table"
     tags = {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}
     with _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
         tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
@@ -135,6 +165,13 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                     ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
+    table_check = None
+    if evaluator.table is not None:
+        errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
+        if errors:
+            table_check = {"checked_trials": len(errors), "median_relative_error": statistics.median(errors)}
+            echo(f"latency table: median relative error of the latency ratio {statistics.median(errors):.1%} over "
+                 f"{len(errors)} checked trial(s) (every {config.hardware.table_check_every}th is measured as well)")
     run_info = {
         "name": config.name,
         "storage": storage,
@@ -144,6 +181,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         "profile": hardware,
         "tracking_uri": tracker.uri,
         "mlflow_runs": [*previous.get("mlflow_runs", []), parent_id],
+        "latency_table_check": table_check,  # hardware.latency: table: the table's error on the checked trials
     }
     tmp = out / f".{RUN_FILE}.{os.getpid()}"  # workers finish at different times: replace, never half-write
     tmp.write_text(json.dumps(run_info, indent=2) + "\n")
@@ -238,10 +276,15 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
 def load_points(run_dir: str | Path) -> list[Point]:
     """Every completed trial of a run as a Pareto point."""
     info = load_run(run_dir)
+    return load_points_from(info["storage"], info["name"], info["strategies"])
+
+
+def load_points_from(storage: str, study: str, strategies: list[str]) -> list[Point]:
+    """Every completed trial of ``study``'s ``strategies`` in ``storage`` as a Pareto point."""
     points = []
-    for name in info["strategies"]:
-        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=optuna_storage(info["storage"]))
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for name in strategies:
+        optuna_study = optuna.load_study(study_name=optuna_study_name(study, name), storage=optuna_storage(storage))
+        for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             obj = t.user_attrs["objectives"]
             # latency ratio from the dense timing taken in the same trial, interleaved
             points.append(Point(name, t.number, obj["accuracy"], obj["flops_ratio"], obj["latency_ms"] / obj["dense_latency_ms"],

@@ -63,6 +63,10 @@ class HardwareConfig(BaseModel):
     batch_size: int = Field(1, ge=1)
     seq_len: int = Field(64, ge=1)
     repeats: int = Field(5, ge=1, description="interleaved timing repeats per candidate")
+    latency: Literal["measured", "table"] = Field(
+        "measured", description="measured: time every candidate; table: predict from a per-(layer, heads) table "
+                                "measured once per profile, checking every table_check_every-th candidate")
+    table_check_every: int = Field(5, ge=1, description="latency: table: also measure every N-th candidate")
 
 
 class StrategyRun(BaseModel):

@@ -82,7 +82,8 @@ class Speedup:
     pair_ratios: tuple[float, ...]
 
 
-def _inputs(model: HeadedClassifier, profile: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
+def random_inputs(model: HeadedClassifier, profile: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of random tokens (fixed seed) of the profile's batch size and sequence length."""
     if profile.seq_len > model.spec.max_positions:
         raise ModelError(f"seq_len {profile.seq_len} exceeds the model's {model.spec.max_positions} positions.")
     g = torch.Generator().manual_seed(0)
@@ -96,7 +97,7 @@ Batches = list[tuple[torch.Tensor, torch.Tensor]]
 def _timer(model: torch.nn.Module, profile: HardwareProfile, inputs: Batches | None) -> benchmark.Timer:
     """A timer of one call: a forward pass of every batch in ``inputs`` (default: one random batch)."""
     model.eval().to(profile.device)
-    batches = [(i.to(profile.device), m.to(profile.device)) for i, m in inputs] if inputs else [_inputs(model, profile)]
+    batches = [(i.to(profile.device), m.to(profile.device)) for i, m in inputs] if inputs else [random_inputs(model, profile)]
 
     def call() -> None:
         with torch.inference_mode():
@@ -106,7 +107,8 @@ def _timer(model: torch.nn.Module, profile: HardwareProfile, inputs: Batches | N
     return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
 
 
-def _calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float) -> int:
+def calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float) -> int:
+    """How many calls one measurement times so that it lasts at least ``min_run_s`` (after ``warmup`` calls)."""
     per_call = timer.timeit(max(1, warmup)).mean
     return max(1, int(min_run_s / max(per_call, 1e-9)) + 1) if per_call < min_run_s else 1
 
@@ -123,7 +125,7 @@ def measure_latency(model: torch.nn.Module, profile: HardwareProfile, *, repeats
     cost depends on its input, such as a routed one), timed in turn; the figure is per batch. Default:
     one batch of random tokens of the profile's shape."""
     timer = _timer(model, profile, inputs)
-    number = _calls_per_measurement(timer, warmup, min_run_s)
+    number = calls_per_measurement(timer, warmup, min_run_s)
     return _latency([timer.timeit(number).mean for _ in range(repeats)], profile, len(inputs or [None]))
 
 
@@ -132,7 +134,7 @@ def measure_speedup(dense: HeadedClassifier, pruned: torch.nn.Module, profile: H
     """Dense and pruned latency measured interleaved in this process, on the same ``inputs``
     (see ``measure_latency``); speedup is the ratio of medians."""
     timers = {"dense": _timer(dense, profile, inputs), "pruned": _timer(pruned, profile, inputs)}
-    numbers = {k: _calls_per_measurement(t, warmup, min_run_s) for k, t in timers.items()}
+    numbers = {k: calls_per_measurement(t, warmup, min_run_s) for k, t in timers.items()}
     samples: dict[str, list[float]] = {"dense": [], "pruned": []}
     for r in range(repeats):
         for key in ("dense", "pruned") if r % 2 == 0 else ("pruned", "dense"):

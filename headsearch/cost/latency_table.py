@@ -1,0 +1,127 @@
+"""A latency table per (layer, heads kept), measured once per hardware profile, that predicts the latency of
+any head configuration without timing it.
+
+Each layer's cost depends on how many heads it keeps, not which (heads have one shape), so a layer is
+timed with ``k`` heads for every ``k`` in ``0..H`` (a grid of at most ``MAX_GRID`` counts for wider
+layers): its attention structurally cut to ``k`` heads, then the rest of the layer (norms, feed-forward),
+on inputs of the profile's shape. Attention's work is linear in ``k`` (projections, score and value
+products), so each layer's times for ``k >= 1`` are fitted by least squares with ``a + b k``, which averages
+the timing noise across the grid; ``k = 0`` (no attention at all) keeps its own figure. The rest of the
+forward pass (embeddings, pooling, classifier, per-call overheads) is the dense model's measured time minus
+its layers' entries. Every entry and the dense model are timed round-robin, repeat after repeat, so drift of
+the machine hits all alike; each figure is a median.
+
+Prediction error is checked on a sample of a study's trials against the latency measured interleaved with
+the dense model (``hardware.latency: table``; see the README for the figures).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+
+from headsearch.cost.latency import HardwareProfile, calls_per_measurement, random_inputs
+from headsearch.errors import ModelError
+from headsearch.heads import HeadConfig
+from headsearch.models.classifier import EncoderLayer, HeadedClassifier
+
+MAX_GRID = 13  # head counts timed per layer at most
+
+
+@dataclass(frozen=True)
+class LatencyTable:
+    """``layer_ms[l][i]``: layer ``l`` with ``grid[i]`` heads (fitted, see the module docstring);
+    ``rest_ms``: everything else in a forward pass; ``profile``: where it was measured."""
+
+    profile: dict
+    num_heads: int
+    grid: tuple[int, ...]
+    layer_ms: tuple[tuple[float, ...], ...]
+    rest_ms: float
+
+    def predict(self, config: HeadConfig) -> float:
+        """Predicted milliseconds of one forward pass of a batch of the model pruned to ``config``."""
+        if config.num_layers != len(self.layer_ms) or config.num_heads != self.num_heads:
+            raise ModelError(f"The latency table is for {len(self.layer_ms)} layers x {self.num_heads} heads; the "
+                             f"configuration has {config.num_layers} x {config.num_heads}.")
+        return self.rest_ms + sum(self._layer(layer, k) for layer, k in enumerate(config.counts))
+
+    def _layer(self, layer: int, k: int) -> float:
+        row, grid = self.layer_ms[layer], self.grid
+        if k in grid:
+            return row[grid.index(k)]
+        upper = next(i for i, g in enumerate(grid) if g > k)  # linear between the grid's neighbours
+        lo, hi = grid[upper - 1], grid[upper]
+        return row[upper - 1] + (row[upper] - row[upper - 1]) * (k - lo) / (hi - lo)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LatencyTable:
+        return cls(profile=dict(data["profile"]), num_heads=int(data["num_heads"]), grid=tuple(data["grid"]),
+                   layer_ms=tuple(tuple(r) for r in data["layer_ms"]), rest_ms=float(data["rest_ms"]))
+
+
+class _Layer(nn.Module):
+    """One encoder layer with its attention cut to its first ``k`` heads, as the pruned model runs it."""
+
+    def __init__(self, layer: EncoderLayer, k: int, mask_bias: torch.Tensor):
+        super().__init__()
+        self.layer, self.attention, self.mask_bias = layer, layer.attention.pruned(layer.attention.heads[:k]), mask_bias
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.layer.finish(states, self.attention(states, self.mask_bias, None))
+
+
+def head_grid(num_heads: int) -> tuple[int, ...]:
+    if num_heads + 1 <= MAX_GRID:
+        return tuple(range(num_heads + 1))
+    return tuple(sorted({round(i * num_heads / (MAX_GRID - 1)) for i in range(MAX_GRID)}))
+
+
+def measure_table(model: HeadedClassifier, profile: HardwareProfile, *, repeats: int = 7, warmup: int = 3,
+                  min_run_s: float = 0.05) -> LatencyTable:
+    """Time every (layer, heads kept) of ``model`` (a dense one: every layer keeps all its heads) on ``profile``."""
+    if model.head_config != HeadConfig.dense(model.num_layers, model.num_heads):
+        raise ModelError("A latency table is measured on the dense model; this one is already pruned.")
+    model = model.eval().to(profile.device)
+    ids, mask = random_inputs(model, profile)
+    with torch.inference_mode():
+        states = model.embeddings(ids)
+        bias = model.mask_bias(mask, states.dtype)
+    grid = head_grid(model.num_heads)
+
+    def timer(fn, *args) -> benchmark.Timer:
+        def call() -> None:
+            with torch.inference_mode():
+                fn(*args)
+        return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
+
+    timers = {("dense", 0): timer(model, ids, mask)}
+    for layer_index, layer in enumerate(model.layers):
+        for k in grid:
+            timers[(layer_index, k)] = timer(_Layer(layer, k, bias).eval(), states)
+    numbers = {key: calls_per_measurement(t, warmup, min_run_s) for key, t in timers.items()}
+    samples: dict[tuple, list[float]] = {key: [] for key in timers}
+    for r in range(repeats):  # round-robin, order reversed every other repeat
+        for key in timers if r % 2 == 0 else reversed(list(timers)):
+            samples[key].append(1000.0 * timers[key].timeit(numbers[key]).mean)
+    median = {key: statistics.median(v) for key, v in samples.items()}
+    layer_ms = tuple(_fit(grid, [median[(layer, k)] for k in grid]) for layer in range(model.num_layers))
+    rest = median[("dense", 0)] - sum(row[-1] for row in layer_ms)
+    return LatencyTable(profile.to_dict(), model.num_heads, grid, layer_ms, rest)
+
+
+def _fit(grid: tuple[int, ...], times: list[float]) -> tuple[float, ...]:
+    """``times`` with the ``k >= 1`` entries replaced by their least-squares line ``a + b k``."""
+    xs, ys = [k for k in grid if k >= 1], [t for k, t in zip(grid, times, strict=True) if k >= 1]
+    if len(xs) < 2:
+        return tuple(times)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    return tuple(t if k == 0 else my + slope * (k - mx) for k, t in zip(grid, times, strict=True))
