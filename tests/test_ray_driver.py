@@ -3,9 +3,14 @@ run concurrently, ASHA stopping lagging trials, everything in the same Optuna st
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -20,16 +25,24 @@ from headsearch.study_config import load_study
 ray = pytest.importorskip("ray")
 
 
+@pytest.fixture(scope="module")
+def slow_control(tmp_path_factory) -> Path:
+    """The file the slow-heads plug-in reads its settings from, in this process and in Ray's workers."""
+    return tmp_path_factory.mktemp("control") / "slow.json"
+
+
 @pytest.fixture(scope="module", autouse=True)
-def local_ray():
+def local_ray(slow_control):
     """One local Ray for the module; its workers find the test plug-ins through PYTHONPATH."""
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), path) if p)
+    os.environ["SLOW_CONTROL"] = str(slow_control)  # workers get the environment of Ray's start
     sys.path.insert(0, str(PLUGINS))  # and so does this process (entry points are read from sys.path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
     sys.path.remove(str(PLUGINS))
+    del os.environ["SLOW_CONTROL"]
     if path is None:
         os.environ.pop("PYTHONPATH")
     else:
@@ -82,21 +95,59 @@ def test_ray_runs_the_same_trials_and_fronts_as_optuna(tmp_path):
     assert all(r.data.tags["driver"] == "ray" and r.data.tags["status"] == "complete" for r in logged)
 
 
-def test_two_trials_run_at_once_on_two_cpus(tmp_path):
+def test_two_trials_run_at_once_on_two_cpus(tmp_path, slow_control):
     """With --max-concurrent 2, trials overlap in time (each sleeps 1.5 s in its proposal), and the study
     ends with exactly its trials, run by two Ray workers."""
     config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
-    os.environ["SLOW_S"] = "1.5"
+    slow_control.write_text(json.dumps({"SLOW_S": 1.5}))
     try:
         run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=2)
     finally:
-        del os.environ["SLOW_S"]
+        slow_control.unlink()
     trials = _trials(run, "slow-heads")
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
     assert any(a_end > b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert len(load_points(run)) == 4
+
+
+def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slow_control):
+    """A Ray worker killed in its third trial: that trial is FAIL (and an MLflow run with the Ray error),
+    the two it finished stay, and the last trial runs in a new worker."""
+    config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
+    slow_control.write_text(json.dumps({"SLOW_AFTER": 2, "SLOW_S": 600}))  # per worker: 2 quick trials, then hangs
+    storage, killed = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}", []
+
+    def kill_the_hanging_worker() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.3)
+            try:
+                optuna_storage.cache_clear()
+                trials = optuna.load_study(study_name="tiny:slow-heads", storage=optuna_storage(storage)).trials
+            except Exception:  # the storage or the study does not exist yet
+                continue
+            hung = [t for t in trials if t.state == TrialState.RUNNING and t.number == 2
+                    and not t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
+            if hung:
+                time.sleep(0.5)  # inside its proposal
+                killed.append(int(hung[0].user_attrs["worker"].rpartition(":")[2]))
+                os.kill(killed[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_hanging_worker, daemon=True)
+    killer.start()
+    try:
+        run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=1)
+    finally:
+        slow_control.unlink()
+    killer.join(timeout=5)
+    trials = _trials(run, "slow-heads")
+    assert killed and [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[2].user_attrs["worker"] == trials[0].user_attrs["worker"] == trials[1].user_attrs["worker"]
+    assert trials[3].user_attrs["worker"] != trials[2].user_attrs["worker"]  # a fresh worker took over
+    statuses = {int(r.data.tags["trial"]): r.data.tags["status"] for r in _mlflow_trials(tmp_path)}
+    assert statuses == {0: "complete", 1: "complete", 2: "failed", 3: "complete"}
 
 
 def test_asha_stops_lagging_trials_and_optuna_records_them_pruned(tmp_path):

@@ -1,7 +1,11 @@
-"""Test plug-in: keeps the first k heads of every layer, slowly: SLOW_AFTER fast proposals, then SLOW_S seconds each."""
+"""Test plug-in: keeps the first k heads of every layer, slowly: SLOW_AFTER fast proposals (per process), then
+SLOW_S seconds each. Both come from the environment, or from the JSON file SLOW_CONTROL names when it exists
+(read at each proposal: Ray workers keep the environment of the Ray instance's start)."""
 
+import json
 import os
 import time
+from pathlib import Path
 
 from headsearch.heads import HeadConfig
 from headsearch.strategies import Candidate, Strategy
@@ -14,7 +18,14 @@ class SlowHeads(Strategy):
 
     def propose(self, params, context):
         SlowHeads.proposed += 1
-        if SlowHeads.proposed > int(os.environ.get("SLOW_AFTER", "0")):
-            time.sleep(float(os.environ.get("SLOW_S", "0")))
+        if SlowHeads.proposed > int(_setting("SLOW_AFTER", 0)):
+            time.sleep(float(_setting("SLOW_S", 0)))
         k = params["k"]
         return Candidate(HeadConfig(tuple(tuple(range(k)) for _ in range(context.num_layers)), context.num_heads))
+
+
+def _setting(name, default):
+    control = Path(os.environ.get("SLOW_CONTROL", "/nonexistent"))
+    if control.is_file():
+        return json.loads(control.read_text()).get(name, default)
+    return os.environ.get(name, default)
