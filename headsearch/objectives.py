@@ -56,7 +56,8 @@ class Evaluator:
     """Scores candidates against one dense model on one split and hardware profile.
 
     The split is tokenised once; evaluations are memoised by HeadConfig (a study proposes the same
-    configuration many times); latency is the pruned model's, measured interleaved with the dense one.
+    configuration many times); latency is the pruned model's, measured interleaved with the dense one,
+    or with a ``table`` predicted from it, every ``check_every``-th configuration measured as well.
     """
 
     def __init__(self, dense: TextClassifier, data: TextDataset, profile: HardwareProfile, *, repeats: int = 11,

@@ -113,7 +113,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     instance or the cluster at ``address``, ``max_concurrent`` at once, ASHA stopping weak trials of
     strategies that train unless ``early_stopping`` is off (``headsearch.search.ray_driver``)."""
     if driver not in DRIVERS:
-        raise HeadsearchError(f"Unknown driver {driver!r}; use one of {', '.join(DRIVERS)}.")
+        raise HeadsearchError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}.")
     out = config.out_dir
     resume = resume or worker
     if (out / RUN_FILE).exists() and not resume:
