@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -100,11 +101,19 @@ def _timer(model: torch.nn.Module, profile: HardwareProfile, inputs: Batches | N
     batches = [(i.to(profile.device), m.to(profile.device)) for i, m in inputs] if inputs else [random_inputs(model, profile)]
 
     def call() -> None:
-        with torch.inference_mode():
-            for ids, mask in batches:
-                model(ids, mask)
+        for ids, mask in batches:
+            model(ids, mask)
 
-    return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
+    return call_timer(call, profile)
+
+
+def call_timer(call: Callable[[], object], profile: HardwareProfile) -> benchmark.Timer:
+    """A timer of ``call()`` in inference mode on the profile's threads."""
+    def timed() -> None:
+        with torch.inference_mode():
+            call()
+
+    return benchmark.Timer(stmt="timed()", globals={"timed": timed}, num_threads=profile.threads)
 
 
 def calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float) -> int:

@@ -17,14 +17,14 @@ the dense model (``hardware.latency: table``; see the README for the figures).
 
 from __future__ import annotations
 
+import functools
 import statistics
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 
-from headsearch.cost.latency import HardwareProfile, calls_per_measurement, random_inputs
+from headsearch.cost.latency import HardwareProfile, call_timer, calls_per_measurement, random_inputs
 from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderLayer, HeadedClassifier
@@ -96,16 +96,10 @@ def measure_table(model: HeadedClassifier, profile: HardwareProfile, *, repeats:
         bias = model.mask_bias(mask, states.dtype)
     grid = head_grid(model.num_heads)
 
-    def timer(fn, *args) -> benchmark.Timer:
-        def call() -> None:
-            with torch.inference_mode():
-                fn(*args)
-        return benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=profile.threads)
-
-    timers = {("dense", 0): timer(model, ids, mask)}
+    timers = {("dense", 0): call_timer(functools.partial(model, ids, mask), profile)}
     for layer_index, layer in enumerate(model.layers):
         for k in grid:
-            timers[(layer_index, k)] = timer(_Layer(layer, k, bias).eval(), states)
+            timers[(layer_index, k)] = call_timer(functools.partial(_Layer(layer, k, bias).eval(), states), profile)
     numbers = {key: calls_per_measurement(t, warmup, min_run_s) for key, t in timers.items()}
     samples: dict[tuple, list[float]] = {key: [] for key in timers}
     for r in range(repeats):  # round-robin, order reversed every other repeat
