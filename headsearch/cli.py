@@ -7,6 +7,7 @@ anywhere on the command line shows the traceback instead.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -285,6 +286,7 @@ def _report(run_dir: Path) -> None:
     from rich.table import Table
 
     from headsearch.report import front_rows, write_report
+    from headsearch.study import table_errors
 
     info, summary = _summary(run_dir)
     files = write_report(run_dir, summary, f"headsearch: {info['name']}")
@@ -304,6 +306,10 @@ def _report(run_dir: Path) -> None:
     console.print(front)
     if summary.knee is not None:
         console.print(f"knee: {summary.knee.strategy} trial {summary.knee.trial}")
+    errors = table_errors([p for s in summary.strategies for p in s.points])
+    if errors:
+        console.print(f"latency from the run's latency table: median relative error of the latency ratio "
+                      f"{statistics.median(errors):.1%} over {len(errors)} trial(s) also measured")
     console.print("wrote " + ", ".join(str(f) for f in files))
 
 

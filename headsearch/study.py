@@ -168,10 +168,8 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     table_check = None
     if evaluator.table is not None:
         errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
-        if errors:
+        if errors:  # `headsearch show` prints it
             table_check = {"checked_trials": len(errors), "median_relative_error": statistics.median(errors)}
-            echo(f"latency table: median relative error of the latency ratio {statistics.median(errors):.1%} over "
-                 f"{len(errors)} checked trial(s) (every {config.hardware.table_check_every}th is measured as well)")
     run_info = {
         "name": config.name,
         "storage": storage,

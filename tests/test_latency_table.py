@@ -4,6 +4,8 @@ that predicts latency from it (checked against measurement on a sample of trials
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -80,6 +82,8 @@ def test_study_predicts_latency_from_the_table_and_checks_a_sample(tmp_path):
     assert sum(1 for p in points if p.objectives["checked_latency_ratio"]) >= 1
     check = json.loads((out / "run.json").read_text())["latency_table_check"]
     assert check["checked_trials"] >= 1 and check["median_relative_error"] >= 0
+    shown = subprocess.run([sys.executable, "-m", "headsearch", "show", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0 and f"over {check['checked_trials']} trial(s) also measured" in " ".join(shown.stdout.split())
     before = (out / TABLE_FILE).stat().st_mtime_ns
     run_study(config, n_trials=6, resume=True, progress=False, echo=lambda *_: None)
     assert (out / TABLE_FILE).stat().st_mtime_ns == before  # measured once per profile, then read
