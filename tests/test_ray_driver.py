@@ -93,6 +93,11 @@ def test_ray_runs_the_same_trials_and_fronts_as_optuna(tmp_path):
     assert sorted((r.data.tags["strategy"], int(r.data.tags["trial"])) for r in logged) == [
         *((s, n) for s, k in (("importance", 3), ("random", 4)) for n in range(k))]
     assert all(r.data.tags["driver"] == "ray" and r.data.tags["status"] == "complete" for r in logged)
+    # the report and export read a Ray run like any other
+    for args in (["show", str(runs["ray"])], ["export", str(runs["ray"]), "--pick", "knee"]):
+        done = subprocess.run([sys.executable, "-m", "headsearch", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert (runs["ray"] / "report.md").is_file() and (runs["ray"] / "export" / "head_config.json").is_file()
 
 
 def test_two_trials_run_at_once_on_two_cpus(tmp_path, slow_control):
