@@ -138,7 +138,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     with _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
         tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
                     metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
-        for run, info in strategies:
+        for run, _ in strategies:
             study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed,
                                resume=resume)
             n = n_trials or run.n_trials
@@ -156,12 +156,8 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                                          early_stopping=early_stopping, progress=progress,
                                          on_ended=trial_logger(tracker, strategy_id, strategy_tags))
                 else:
-                    strategy = info.cls()
-                    strategy.prepare(context)
                     _remember(study, evaluator)
-                    runner = TrialRunner(strategy, context, evaluator.evaluate_candidate, config.objectives,
-                                         on_trial=trial_logger(tracker, strategy_id, strategy_tags),
-                                         save_model=_TrialModels(out, run.name).save)
+                    runner = _runner(config, run.name, context, evaluator, trial_logger(tracker, strategy_id, strategy_tags))
                     ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
@@ -229,11 +225,16 @@ def _worker_runner(config_json: str, strategy: str, tracking_uri: str, strategy_
     dense model from the run folder, the prepared strategy, MLflow logging under the strategy's run."""
     config = StudyConfig.model_validate(json.loads(config_json))
     context, evaluator = _worker_context(config_json)
+    tracker = Tracker(tracking_uri, experiment=f"headsearch/{config.name}")
+    return _runner(config, strategy, context, evaluator, trial_logger(tracker, strategy_id, json.loads(tags_json)))
+
+
+def _runner(config: StudyConfig, strategy: str, context: StudyContext, evaluator: Evaluator,
+            log: Callable[[TrialRecord], None]) -> TrialRunner:
+    """The strategy, prepared on ``context``, with what its trials are scored, logged and saved by."""
     chosen = get_strategy(strategy).cls()
     chosen.prepare(context)
-    tracker = Tracker(tracking_uri, experiment=f"headsearch/{config.name}")
-    return TrialRunner(chosen, context, evaluator.evaluate_candidate, config.objectives,
-                       on_trial=trial_logger(tracker, strategy_id, json.loads(tags_json)),
+    return TrialRunner(chosen, context, evaluator.evaluate_candidate, config.objectives, on_trial=log,
                        save_model=_TrialModels(config.out_dir, strategy).save)
 
 

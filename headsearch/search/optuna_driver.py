@@ -71,7 +71,7 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
     bar = tqdm(total=n_trials, desc=runner.strategy.name, unit="trial", disable=not progress, leave=False)
     while True:
         fail_dead_trials(study)
-        taken = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)))
+        taken = len(counted_trials(study))
         bar.n = min(taken, n_trials)
         bar.refresh()
         if taken >= n_trials:
@@ -108,8 +108,12 @@ def check_hardware(study: optuna.Study, hardware: dict) -> None:
 def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     """Whether trial ``number`` lies beyond the first ``n_trials`` trials that count (numbers are handed out
     atomically by the storage, so concurrent workers agree on which trials those are)."""
-    counted = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=counted) if t.number <= number) > n_trials
+    return sum(1 for t in counted_trials(study) if t.number <= number) > n_trials
+
+
+def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards ``n_trials``: finished, failed or running (not given back as PRUNED)."""
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:

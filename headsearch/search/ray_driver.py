@@ -25,7 +25,6 @@ from typing import Any
 
 import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
@@ -33,7 +32,7 @@ from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
 from headsearch.objectives import DIRECTIONS
-from headsearch.search.optuna_driver import SAMPLERS, check_hardware, fail_dead_trials
+from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner, worker_name
 from headsearch.searchspace import SearchSpace
@@ -59,8 +58,7 @@ def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space
     hardware = dict(hardware)
     check_hardware(study, hardware)
     fail_dead_trials(study)  # trials of an earlier run whose process is gone
-    taken = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)))
-    remaining = n_trials - taken
+    remaining = n_trials - len(counted_trials(study))
     if remaining <= 0:
         return 0
     resources = trial_resources(hardware)
