@@ -56,7 +56,11 @@ def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if (tmp_path / "study.journal").exists():
-            states = [t.state for t in _trials(storage)]
+            try:
+                states = [t.state for t in _trials(storage)]
+            except KeyError:  # the journal file exists before the worker's study is recorded in it
+                time.sleep(0.5)
+                continue
             if states.count(TrialState.COMPLETE) == 2 and TrialState.RUNNING in states:
                 break
         time.sleep(0.5)
