@@ -6,7 +6,6 @@ import argparse
 
 import torch
 
-from headsearch.data import load_split
 from headsearch.data.text import TextDataset
 from headsearch.strategies.base import StudyContext
 from headsearch.study import build_context
@@ -27,4 +26,7 @@ def open_study(args: argparse.Namespace) -> tuple[StudyConfig, StudyContext, Tex
     torch.set_num_threads(args.threads)
     config = load_study(args.study, output=args.out)
     context, _ = build_context(config)
-    return config, context, load_split(config.data.dataset, "test", config.data.data_dir)
+    test = config.data.source(config.seed).load("test")
+    if test.label_names != context.dense.label_names:  # a user's classifier: its own label order
+        test = test.aligned_to(context.dense.label_names)[0]
+    return config, context, test

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = context.search
     lr = args.recovery_lr or dense.meta["training"]["config"]["learning_rate"]  # the dense model's own
     rows = training_rows(context, args.recovery_rows)  # the rows the strategy's own recovery uses
-    spec = dense.model.spec
+    spec = dense.model.shape
     dense_flops = count_flops(spec, HeadConfig.dense(L, H), config.hardware.seq_len).total
     print(f"model {config.model.source} {L}x{H}; signatures and salience on {context.scoring.name} "
           f"({len(context.scoring)} rows); dev {dev.name} ({len(dev)}), test ({len(test)}); recovery "

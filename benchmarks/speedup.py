@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = None
     for name in args.models:
         dense = build(name, args.seq_len)
-        spec = dense.spec
+        spec = dense.shape
         full = HeadConfig.dense(spec.num_layers, spec.num_heads)
         for batch in args.batch_sizes:
             profile = HardwareProfile(threads=args.threads, batch_size=batch, seq_len=args.seq_len)

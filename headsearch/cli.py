@@ -24,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ModelDir = Annotated[Path, typer.Argument(help="A model folder written by `headsearch train`.")]
+ModelDir = Annotated[Path, typer.Argument(help="A model folder: your Hugging Face classifier (save_pretrained), or one "
+                                              "written by headsearch (train, a run's model/, an export).")]
 HeadsFile = Annotated[
     Path | None,
     typer.Option("--heads", help="head_config.json: {\"num_heads\": H, \"kept\": [[heads of layer 0], ...]}. "
@@ -36,18 +37,47 @@ Threads = Annotated[int, typer.Option(help="CPU threads of the latency measureme
 Repeats = Annotated[int, typer.Option(help="Interleaved timing repeats (the median is reported).")]
 
 
-def _dev_split(clf, dataset: str | None, data_dir: Path | None):
-    """The dev split of the dataset a model was trained on (recorded in its folder), unless the user names one."""
-    from headsearch.data import load_split
+def _dev_split(clf, data: Path | None, dataset: str | None, data_dir: Path | None):
+    """The dev split the model card's accuracy is measured on: ``--data`` (a file with text and label columns),
+    ``--dataset`` (a named one), or the data the model was trained or searched on (recorded in its folder).
+    A user's classifier keeps its label order: the data is matched to it."""
+    from headsearch.data.columns import guess_columns, sample_columns
+    from headsearch.data.files import Columns, detect_format, read_file
+    from headsearch.data.sources import load_split
+    from headsearch.study_config import DataConfig
 
-    recipe = clf.meta.get("training", {}).get("recipe", {})
-    if dataset is None:
-        dataset = recipe.get("dataset")
-        if dataset is None:
-            raise HeadsearchError("This model folder does not record its dataset; pass --dataset.")
-        if data_dir is None and recipe.get("data_dir"):
-            data_dir = Path(recipe["data_dir"])
-    return load_split(dataset, "dev", data_dir)
+    if data is not None:
+        kind = detect_format(data)
+        text, pair, label = guess_columns(sample_columns(data, kind))
+        dev = read_file(data, Columns(text=text, pair=pair, label=label), format=kind,
+                        split="validation" if kind == "datasets" else None)
+    elif dataset is not None:
+        dev = load_split(dataset, "dev", data_dir)
+    else:
+        recipe = clf.meta.get("training", {}).get("recipe", {})
+        if "data" not in recipe:
+            raise HeadsearchError("This model folder does not record its data; pass --data FILE or --dataset NAME.")
+        config = DataConfig.model_validate(recipe["data"])
+        dev = config.source(recipe.get("seed", 0)).load("dev")
+    if clf.meta.get("training", {}).get("trained") is False:  # the user's own classifier
+        dev = dev.aligned_to(clf.label_names)[0]
+    return dev
+
+
+def _open_model(folder: Path, max_length: int = 128):
+    """A headsearch model folder (``headsearch train``, a run's ``model/``, an export) or the user's own
+    Hugging Face classifier folder."""
+    from headsearch.models import TextClassifier
+    from headsearch.models.recipe import is_user_classifier
+    from headsearch.models.text_classifier import MODEL_FILE
+
+    if (folder / MODEL_FILE).is_file() or not is_user_classifier(str(folder)):
+        return TextClassifier.load(folder)
+    from headsearch.models.hf.user_model import open_classifier
+
+    clf = open_classifier(folder, max_length=max_length)
+    clf.meta["training"] = {"trained": False}
+    return clf
 
 
 @app.command()
@@ -73,26 +103,28 @@ def train(
     from headsearch.cost import HardwareProfile, count_flops, measure_latency
     from headsearch.data import load_split
     from headsearch.heads import HeadConfig
-    from headsearch.models import BuiltinConfig, accuracy
-    from headsearch.models.recipe import BaseModelRecipe, base_model
+    from headsearch.models import BuiltinConfig, TrainConfig, accuracy
+    from headsearch.models.recipe import BaseModelRecipe, base_model, default_learning_rate
+    from headsearch.study_config import DataConfig
 
     train_data = load_split(dataset, "train", data_dir)
     if train_rows is not None:
         train_data = train_data.sample(train_rows, seed=seed)
     dev = load_split(dataset, "dev", data_dir)
     recipe = BaseModelRecipe(
-        source=model, dataset=dataset, data_dir=str(data_dir.resolve()) if data_dir else None, max_length=max_length,
-        seed=seed, builtin=BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn),
-        epochs=epochs, learning_rate=lr, batch_size=batch_size, freeze_encoder=freeze_encoder,
+        source=model, data=DataConfig(dataset=dataset, data_dir=data_dir).describe(), max_length=max_length, seed=seed,
+        builtin=BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, freeze_encoder=freeze_encoder,
+                          learning_rate=lr or default_learning_rate(model)),
     )
     out = out or Path("runs") / f"{dataset}-{Path(model).name}" / "model"
     typer.echo(f"Training {model} on {train_data.name} ({len(train_data)} rows), checkpoint {out}")
     clf = base_model(recipe, train_data, out)
-    spec = clf.model.spec
-    dense = HeadConfig.dense(spec.num_layers, spec.num_heads)
+    shape = clf.model.shape
+    dense = HeadConfig.dense(shape.num_layers, shape.num_heads)
     latency = measure_latency(clf.model, HardwareProfile(threads=1, batch_size=1, seq_len=max_length), repeats=7)
     typer.echo(f"dev accuracy {accuracy(clf, dev):.4f} on {dev.name} ({len(dev)} rows)")
-    typer.echo(f"{spec.num_layers} layers x {spec.num_heads} heads; {count_flops(spec, dense, max_length).total / 1e6:.1f} "
+    typer.echo(f"{shape.num_layers} layers x {shape.num_heads} heads; {count_flops(shape, dense, max_length).total / 1e6:.1f} "
                f"MFLOPs per example at {max_length} tokens; {latency.median_ms:.2f} ms per example (1 thread)")
     typer.echo(f"Model folder {out} (reused by later runs with the same data, model and settings)")
 
@@ -109,19 +141,19 @@ def cost(
     """FLOPs, parameters, memory and measured speedup of a head configuration against the dense model."""
     from headsearch.cost import HardwareProfile, activation_bytes, count_flops, count_params, measure_speedup
     from headsearch.heads import HeadConfig
-    from headsearch.models import TextClassifier
 
-    clf = TextClassifier.load(model_dir)
-    spec = clf.model.spec
-    dense = HeadConfig.dense(spec.num_layers, spec.num_heads)
+    clf = _open_model(model_dir)
+    shape = clf.model.shape
+    dense = HeadConfig.dense(shape.num_layers, shape.num_heads)
     config = HeadConfig.load(heads) if heads else dense
     profile = HardwareProfile(threads=threads, batch_size=batch_size, seq_len=seq_len)
-    timing = measure_speedup(clf.model, clf.model.prune(config), profile, repeats=repeats)
+    pruned = clf.model.prune(config)
+    timing = measure_speedup(clf.model, pruned, profile, repeats=repeats)
     rows = []
-    for name, c in (("dense", dense), ("config", config)):
-        f = count_flops(spec, c, seq_len)
-        rows.append((name, c.total_kept, f.total, f.attention, count_params(spec, c),
-                     activation_bytes(spec, c, seq_len, batch_size=batch_size),
+    for name, c, model in (("dense", dense, clf.model), ("config", config, pruned)):
+        f = count_flops(shape, c, seq_len)
+        rows.append((name, c.total_kept, f.total, f.attention, count_params(model),
+                     activation_bytes(shape, c, seq_len, batch_size=batch_size),
                      timing.dense.median_ms if name == "dense" else timing.pruned.median_ms))
     typer.echo(f"{'':7}{'heads':>7}{'MFLOPs':>11}{'attn MFLOPs':>13}{'params':>11}{'act. MiB':>10}{'ms/batch':>10}")
     for name, kept, flops, attn, params, mem, ms in rows:
@@ -133,7 +165,8 @@ def cost(
 
 @app.command()
 def export(
-    source: Annotated[Path, typer.Argument(help="A run folder (`headsearch run`) or a model folder (`headsearch train`).")],
+    source: Annotated[Path, typer.Argument(help="A run folder (`headsearch run`), or a model folder (yours, or one "
+                                                "`headsearch train` wrote) with --heads.")],
     out: Annotated[Path | None, typer.Option(help="Folder to create (default RUN/export; required for a model folder).")] = None,
     heads: HeadsFile = None,
     pick: Annotated[str | None, typer.Option(help="From a run: knee, max-accuracy or min-flops of the combined front.")] = None,
@@ -141,8 +174,11 @@ def export(
     trial: Annotated[int | None, typer.Option(help="From a run: this trial of --strategy.")] = None,
     max_accuracy_drop: Annotated[float | None, typer.Option(help="With --pick: only points within this much of dense "
                                                                  "accuracy (0.01 = 1 point).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset whose dev split the model card's accuracy is measured on "
-                                                      "(default: the model's own).")] = None,
+    data: Annotated[Path | None, typer.Option(help="A CSV/TSV/JSON Lines file (or datasets folder) that the model card's "
+                                                   "accuracy is measured on (columns detected; default: the model's own "
+                                                   "dev split).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Or a named dataset whose dev split is used (synthetic, sst2, "
+                                                      "ag_news).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of that dataset.")] = None,
     onnx: Annotated[bool, typer.Option(help="Also write model.onnx.")] = True,
     all_budgets: Annotated[bool, typer.Option(help="From a budgeted_gates trial: export its whole checkpoint with the head "
@@ -165,6 +201,8 @@ def export(
     from headsearch.objectives import Evaluator
     from headsearch.study import RUN_FILE
 
+    if data is not None and dataset is not None:
+        raise HeadsearchError("--data and --dataset both name the evaluation data; give one.")
     if (source / RUN_FILE).is_file():
         config, chosen, trial_model = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
         if heads:
@@ -177,7 +215,7 @@ def export(
         if out is None:
             raise HeadsearchError("Exporting from a model folder needs --out.")
         model_dir, config, trial_model = source, HeadConfig.load(heads) if heads else None, None
-    dense = TextClassifier.load(model_dir)  # the speedup reference
+    dense = _open_model(model_dir, max_length=seq_len)  # the speedup reference
     clf = TextClassifier.load(source / trial_model) if trial_model else dense  # a trial's own (recovered) weights
     config = config or clf.model.head_config
     head_order = None
@@ -187,9 +225,9 @@ def export(
             raise HeadsearchError("--all-budgets needs a budget-conditioned checkpoint (a budgeted_gates trial "
                                   "without adaptation); this model records no head order.")
         config = clf.model.head_config  # every head; the budget is chosen at load time
-    dev = _dev_split(dense, dataset, data_dir)
+    dev = _dev_split(dense, data, dataset, data_dir)
     profile = HardwareProfile(threads=threads, batch_size=batch_size,
-                              seq_len=min(seq_len, clf.model.spec.max_positions))
+                              seq_len=min(seq_len, clf.model.shape.max_positions))
     written = write_export(
         clf, out, head_config=config, onnx=onnx, overwrite=overwrite, head_order=head_order,
         evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_classifier(artefact).to_dict()
@@ -219,6 +257,36 @@ def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, tria
     label = (f"{chosen.strategy} trial {chosen.trial}: accuracy {chosen.accuracy:.4f}, FLOPs ratio "
              f"{chosen.flops_ratio:.3f}, {chosen.objectives.get('heads_kept')} heads")
     return HeadConfig.from_dict(chosen.head_config), label, chosen.model_dir
+
+
+@app.command()
+def init(
+    model_dir: Annotated[Path, typer.Argument(help="Your fine-tuned Hugging Face classifier folder (save_pretrained of the "
+                                                   "model and its tokenizer).")],
+    data: Annotated[Path, typer.Option(help="Your data: CSV, TSV, JSON Lines or a `datasets` folder. Alone it is split "
+                                            "0.8/0.1/0.1 (seeded, stratified); with --dev it is the train split.")],
+    dev: Annotated[Path | None, typer.Option(help="A separate dev file (candidates are scored on it).")] = None,
+    test: Annotated[Path | None, typer.Option(help="A separate test file (final reports).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Study file to write (default studies/NAME.yaml).")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name (default MODEL-DATA).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column (default: detected).")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second text of a sentence pair (default: detected "
+                                                               "from premise/hypothesis, sentence1/sentence2, ...).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column (default: detected).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens kept per text (default: min(128, positions)).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Write a ready study YAML for your model and data: columns detected, labels checked against the model."""
+    from headsearch.study_init import write_study
+
+    if (test is not None) and dev is None:
+        raise HeadsearchError("--test needs --dev (with one file, dev and test are split from it).")
+    study_name = name or f"{model_dir.resolve().name}-{data.stem}"
+    written = write_study(model_dir, data, out or Path("studies") / f"{study_name}.yaml", dev=dev, test=test,
+                          name=study_name, text_column=text_column, pair_column=text_pair_column,
+                          label_column=label_column, max_length=max_length, overwrite=overwrite)
+    typer.echo(written.read_text().splitlines()[1].lstrip("# "))
+    typer.echo(f"wrote {written}; run it with: headsearch run {written}")
 
 
 @app.command()

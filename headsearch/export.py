@@ -1,9 +1,11 @@
-"""Deployable export of a pruned model, and its loader.
+"""Deployable export of a pruned model, and its loaders.
 
-An export folder holds ``head_config.json`` (the heads kept), the pruned weights
-(``model.safetensors`` with ``headsearch_model.json``), the tokenizer, ``model_card.md`` with the
-objectives it was chosen on, ``model.onnx`` (inputs ``input_ids``, ``attention_mask``; output
-``logits``) and ``manifest.json`` with each file's SHA-256 so that ``load`` detects a damaged folder.
+An export folder holds ``head_config.json`` (the heads kept per layer), the pruned weights
+(``model.safetensors`` with ``headsearch_model.json``; for a Hugging Face model also its dense
+``config.json``), the tokenizer, ``model_card.md`` with the objectives it was chosen on, ``model.onnx``
+(inputs ``input_ids``, ``attention_mask``; output ``logits``) and ``manifest.json`` with each file's SHA-256
+so that the loaders detect a damaged folder. ``load`` returns a TextClassifier (``predict``);
+``load_transformers`` returns the user's own transformers class with the pruned shapes, and its tokenizer.
 The folder is written beside its target and renamed into place, so a failed export leaves nothing.
 """
 
@@ -22,6 +24,7 @@ import torch
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
 from headsearch.heads import HeadConfig
+from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
 HEAD_CONFIG_FILE = "head_config.json"
@@ -118,18 +121,28 @@ def load(path: str | Path, *, budget: float | None = None) -> TextClassifier:
     from headsearch.gates import heads_for_budget, keep_first
 
     order = [tuple(pair) for pair in json.loads((path / HEAD_ORDER_FILE).read_text())]
-    spec = clf.model.spec
+    shape = clf.model.shape
     try:
-        count = heads_for_budget(budget, spec.num_layers, spec.num_heads)
+        count = heads_for_budget(budget, shape.num_layers, shape.num_heads)
     except ValueError as exc:
         raise ExportError(f"{exc} Pick budget in (0, 1].") from exc
-    return clf.prune(keep_first(order, count, spec.num_layers, spec.num_heads))
+    return clf.prune(keep_first(order, count, shape.num_layers, shape.num_heads))
+
+
+def load_transformers(path: str | Path) -> tuple[Any, Any]:
+    """An export of a Hugging Face model as ``(model, tokenizer)``: the user's own transformers class (e.g.
+    ``BertForSequenceClassification``) with the pruned shapes and no headsearch hooks, called like the original:
+    ``model(**tokenizer(texts, return_tensors="pt")).logits``. Checksums are checked as ``load`` does."""
+    clf = load(path)
+    if not isinstance(clf.model, TransformersClassifier):
+        raise ExportError(f"{path}: an export of headsearch's own encoder, not a transformers model; use load().")
+    return clf.model.release(), clf.tokenizer.hf
 
 
 def _write_onnx(clf: TextClassifier, file: Path) -> None:
     model = clf.model
     ids, mask = clf.encode(["an example sentence for tracing", "another"])
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.spec.max_positions)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.shape.max_positions)
     dynamic = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -148,22 +161,31 @@ def _write_onnx(clf: TextClassifier, file: Path) -> None:
 
 def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool, *,
                 multi_budget: bool = False, routed: bool = False) -> str:
-    spec = clf.model.spec
+    shape = clf.model.shape
     if routed:
         r = clf.router.spec
         heads = (f"Per-input head budgets (BudgetFormer): the weights keep all {config.total_heads} heads and "
                  f"`router.safetensors` a {'per-layer' if r.per_layer else 'global'} budget controller\n"
                  f"(s in [{r.s_min:g}, {r.s_max:g}]) and per-layer relevance scorers; for each input and layer the "
-                 f"runtime computes only the top {r.rounding}(s x {spec.num_heads}) heads.\nThe objectives below are "
+                 f"runtime computes only the top {r.rounding}(s x {shape.num_heads}) heads.\nThe objectives below are "
                  "means over the evaluation split (FLOPs) and timings on its rows.")
     else:
         heads = (f"Heads kept: {config.total_kept} of {config.total_heads} ({config.fraction_kept:.1%}); the removed heads'\n"
                  "weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.")
     rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
     per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
+    transformers = isinstance(clf.model, TransformersClassifier)
+    kind = f"transformers `{type(clf.model.hf).__name__}`" if transformers else "headsearch encoder"
+    loading = (f"""```python
+from headsearch.export import load_transformers
+model, tokenizer = load_transformers("path/to/this/folder")  # {type(clf.model.hf).__name__}, pruned shapes
+model(**tokenizer(["some text"], return_tensors="pt")).logits
+```
+or, through headsearch:
+""" if transformers else "")
     return f"""# headsearch export
 
-Base model: `{clf.source}` ({spec.num_layers} layers x {spec.num_heads} heads, hidden {spec.hidden_size}).
+Base model: `{clf.source}`, {kind} ({shape.num_layers} layers x {shape.num_heads} heads, hidden {shape.hidden_size}).
 {heads}
 Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 
@@ -181,7 +203,7 @@ Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 
 ## Loading
 
-```python
+{loading}```python
 from headsearch.export import load
 clf = load("path/to/this/folder"{', budget=0.5' if multi_budget else ''})
 clf.predict(["some text"])

@@ -32,7 +32,7 @@ def gradient_importance(clf: TextClassifier, data: TextDataset, *, mask: torch.T
     try:
         with torch.enable_grad():
             for start in range(0, len(data), batch_size):
-                ids, attn = clf.encode(data.texts[start:start + batch_size])
+                ids, attn = clf.encode_rows(data, range(start, min(start + batch_size, len(data))))
                 loss = F.cross_entropy(model(ids, attn, gates=gates), labels[start:start + batch_size], reduction="sum")
                 (grad,) = torch.autograd.grad(loss, gates)
                 total += grad.abs()

@@ -10,6 +10,9 @@ contract), and gating costs no copy. Two savings, both exact:
 - **several masks per pass**: masks that restart at the same layer are stacked along the batch (one
   copy of the examples per mask, per-example gates) up to ``rows_per_pass`` rows.
 
+Prefix reuse needs a model that runs layer by layer (``supports_prefix_reuse``: headsearch's own
+encoder); a Hugging Face model runs whole forward passes, masks still stacked along the batch.
+
 Examples are tokenised once (``EncodedSplit``: sorted by length, padded per batch).
 """
 
@@ -44,7 +47,7 @@ class MaskEvaluator:
         self.clf = clf
         self.data = data
         self.rows_per_pass = rows_per_pass
-        self.reuse_prefix = reuse_prefix
+        self.reuse_prefix = reuse_prefix and clf.model.supports_prefix_reuse
         self.evaluations = 0  # masks scored so far
         self._split = EncodedSplit(clf, data, batch_size=batch_size)
 
@@ -84,17 +87,23 @@ class MaskEvaluator:
         loss = torch.zeros(len(masks))
         for ids, attn, labels in self._split.batches:
             n = ids.shape[0]
-            states = [model.embeddings(ids)]  # states[l]: the reference's token states entering layer l
-            for layer in range(max(starts)):
-                states.append(model.run_layers(states[layer], attn, ref, start=layer, stop=layer + 1))
+            if self.reuse_prefix:
+                states = [model.embeddings(ids)]  # states[l]: the reference's token states entering layer l
+                for layer in range(max(starts)):
+                    states.append(model.run_layers(states[layer], attn, ref, start=layer, stop=layer + 1))
             per_pass = max(1, self.rows_per_pass // n)
             for start, members in groups.items():
                 for c in range(0, len(members), per_pass):
                     chunk = members[c:c + per_pass]
                     k = len(chunk)
-                    x, a = states[start].repeat(k, 1, 1), attn.repeat(k, 1)
+                    a = attn.repeat(k, 1)
                     gates = torch.stack([masks[j] for j in chunk]).repeat_interleave(n, dim=0)
-                    logits = model.classify(model.run_layers(x, a, gates, start=start), a).view(k, n, -1)
+                    if self.reuse_prefix:
+                        x = states[start].repeat(k, 1, 1)
+                        logits = model.classify(model.run_layers(x, a, gates, start=start), a)
+                    else:
+                        logits = model(ids.repeat(k, 1), a, gates=gates)
+                    logits = logits.view(k, n, -1)
                     correct[chunk] += (logits.argmax(-1) == labels).sum(1).float()
                     loss[chunk] += F.cross_entropy(logits.transpose(1, 2), labels.expand(k, n), reduction="none").sum(1)
         self.evaluations += len(masks)

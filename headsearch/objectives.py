@@ -17,8 +17,8 @@ from headsearch.cost import HardwareProfile, count_flops, count_params, measure_
 from headsearch.cost.latency_table import LatencyTable
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
+from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.routing import router_flops
 from headsearch.strategies.base import Candidate
@@ -68,12 +68,12 @@ class Evaluator:
         self.repeats = repeats
         self.table, self.check_every, self._predicted = table, check_every, 0
         self._split = EncodedSplit(dense, data, batch_size=batch_size)
-        spec = dense.model.spec
-        self._dense_config = HeadConfig.dense(spec.num_layers, spec.num_heads)
-        self._dense_flops = count_flops(spec, self._dense_config, profile.seq_len).total
+        shape = dense.model.shape
+        self._dense_config = HeadConfig.dense(shape.num_layers, shape.num_heads)
+        self._dense_flops = count_flops(shape, self._dense_config, profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
 
-    def accuracy(self, model: HeadedClassifier) -> float:
+    def accuracy(self, model: HeadedModel) -> float:
         return self._split.accuracy(model)
 
     def evaluate(self, config: HeadConfig) -> Objectives:
@@ -104,7 +104,7 @@ class Evaluator:
     def evaluate_routed(self, clf: TextClassifier) -> Objectives:
         """Objectives of a routed model: accuracy and mean FLOPs per example over the split, latency
         timed on the split's rows, interleaved with the dense model on the same rows."""
-        spec, router = clf.model.spec, clf.router
+        shape, router = clf.model.shape, clf.router
         with router.tracing() as trace:
             accuracy = self.accuracy(clf.runtime)
         counts = trace.kept().sum(-1)  # [examples, layers]
@@ -112,19 +112,18 @@ class Evaluator:
         for row in counts.tolist():
             key = tuple(row)
             if key not in per_set:
-                per_set[key] = count_flops(spec, HeadConfig(tuple(tuple(range(c)) for c in key), spec.num_heads),
+                per_set[key] = count_flops(shape, HeadConfig(tuple(tuple(range(c)) for c in key), shape.num_heads),
                                            self.profile.seq_len).total
         flops = sum(per_set[tuple(row)] for row in counts.tolist()) / len(counts) + router_flops(router.spec)
         timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
                                  inputs=self._timing_batches(clf))
         heads = float(counts.sum(-1).float().mean())
-        total = spec.num_layers * spec.num_heads
+        total = shape.num_layers * shape.num_heads
         return Objectives(
             accuracy=accuracy,
             flops=round(flops),
             flops_ratio=flops / self._dense_flops,
-            params=count_params(spec, HeadConfig.dense(spec.num_layers, spec.num_heads))
-            + sum(p.numel() for p in router.parameters()),
+            params=count_params(clf.model) + count_params(router),
             latency_ms=timing.pruned.median_ms,
             dense_latency_ms=timing.dense.median_ms,
             speedup=timing.speedup,
@@ -137,18 +136,19 @@ class Evaluator:
     def _timing_batches(self, clf: TextClassifier, batches: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The split's first rows in batches of the profile's size, padded to its sequence length."""
         size, seq = self.profile.batch_size, self.profile.seq_len
-        texts = list(self.data.texts[: max(size * batches, 32)])
+        rows = min(len(self.data), max(size * batches, 32))
         out = []
-        for start in range(0, len(texts), size):
-            ids, mask = clf.tokenizer.encode(texts[start:start + size], min(clf.max_length, seq))
+        for start in range(0, rows, size):
+            texts, pairs = self.data.rows(range(start, min(start + size, rows)))
+            ids, mask = clf.tokenizer.encode(texts, min(clf.max_length, seq), pairs)
             pad = seq - ids.shape[1]
             out.append((torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad))))
         return out
 
-    def evaluate_model(self, model: HeadedClassifier) -> Objectives:
+    def evaluate_model(self, model: HeadedModel) -> Objectives:
         """Objectives of an already pruned model (for example one reloaded from an export)."""
-        spec, config = model.spec, model.head_config
-        flops = count_flops(spec, config, self.profile.seq_len).total
+        config = model.head_config
+        flops = count_flops(model.shape, config, self.profile.seq_len).total
         checked = None
         if self.table is None:
             timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
@@ -163,7 +163,7 @@ class Evaluator:
             accuracy=self.accuracy(model),
             flops=flops,
             flops_ratio=flops / self._dense_flops,
-            params=count_params(spec, config),
+            params=count_params(model),
             latency_ms=latency,
             dense_latency_ms=dense_latency,
             speedup=dense_latency / latency,

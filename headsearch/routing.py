@@ -33,6 +33,7 @@ from torch import nn
 
 from headsearch.errors import ModelError
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier, SelfAttention
+from headsearch.models.shape import ModelShape
 
 ROUNDINGS = ("ceil", "floor")
 
@@ -55,8 +56,8 @@ class RouterSpec:
             raise ModelError(f"The 'rounding' of a router must be one of {ROUNDINGS}. Got {self.rounding!r}.")
 
     @classmethod
-    def for_model(cls, spec: EncoderSpec, **settings) -> RouterSpec:
-        return cls(hidden_size=spec.hidden_size, num_layers=spec.num_layers, num_heads=spec.num_heads, **settings)
+    def for_model(cls, shape: ModelShape, **settings) -> RouterSpec:
+        return cls(hidden_size=shape.hidden_size, num_layers=shape.num_layers, num_heads=shape.num_heads, **settings)
 
     def to_dict(self) -> dict:
         return asdict(self)

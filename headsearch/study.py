@@ -25,13 +25,14 @@ from optuna.trial import TrialState
 from headsearch._fs import atomic_folder
 from headsearch.cost import HardwareProfile
 from headsearch.cost.latency_table import LatencyTable, measure_table
-from headsearch.data.sources import load_split
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
 from headsearch.models.classifier import HeadedClassifier
-from headsearch.models.recipe import BaseModelRecipe, base_model
+from headsearch.models.headed import HeadedModel
+from headsearch.models.recipe import BaseModelRecipe, base_model, default_learning_rate
 from headsearch.models.text_classifier import TextClassifier
+from headsearch.models.training import TrainConfig
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
 from headsearch.search.optuna_driver import open_study, optuna_study_name, run_trials
@@ -50,28 +51,38 @@ TRIAL_MODELS = "trial_models"  # run-folder subfolder of trials that changed wei
 
 def _recipe(config: StudyConfig) -> BaseModelRecipe:
     m = config.model
-    return BaseModelRecipe(
-        source=m.source, dataset=config.data.dataset,
-        data_dir=str(Path(config.data.data_dir).resolve()) if config.data.data_dir else None,
-        max_length=m.max_length, seed=config.seed, builtin=BuiltinConfig(**m.builtin.model_dump()),
-        epochs=m.train.epochs, learning_rate=m.train.learning_rate, batch_size=m.train.batch_size,
-        freeze_encoder=m.train.freeze_encoder,
-    )
+    train = None
+    if m.train is not None:
+        lr = m.train.learning_rate or default_learning_rate(m.source)
+        train = TrainConfig(epochs=m.train.epochs, batch_size=m.train.batch_size, seed=config.seed,
+                            freeze_encoder=m.train.freeze_encoder, learning_rate=lr)
+    recipe = BaseModelRecipe(source=m.source, data=config.data.describe(), max_length=m.max_length, seed=config.seed,
+                             builtin=BuiltinConfig(**m.builtin.model_dump()), head_unit=m.head_unit, train=train)
+    if not recipe.trains and "train" in m.model_fields_set and m.train is not None:
+        raise HeadsearchError(f"model.train: {m.source} is a fine-tuned classifier, searched as it is; remove model.train.")
+    return recipe
 
 
 def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyContext, Evaluator]:
-    """Data, the dense model (trained once, then reused from the run folder) and the candidate evaluator."""
+    """Data, the dense model (trained once, or the user's classifier copied once, then reused from the run
+    folder) and the candidate evaluator. A user's classifier keeps its label order: the data is matched to it."""
     data = config.data
-    train = load_split(data.dataset, "train", data.data_dir)
-    if config.model.train.train_rows is not None:
-        train = train.sample(config.model.train.train_rows, seed=config.seed)
-    search = load_split(data.dataset, data.search_split, data.data_dir)
+    source = data.source(config.seed)
+    train = source.load("train")
+    train_rows = config.model.train.train_rows if config.model.train is not None else None
+    if train_rows is not None:
+        train = train.sample(train_rows, seed=config.seed)
+    search = source.load(data.search_split)
     if data.search_rows is not None:
         search = search.head(data.search_rows)
-    scoring = train.sample(data.scoring_rows, seed=config.seed + 1)
+    recipe = _recipe(config)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(config.out_dir / ".model.lock"):  # workers started together: one trains, the others then load
-        dense = base_model(_recipe(config), train, config.out_dir / "model", progress=progress)
+        dense = base_model(recipe, train, config.out_dir / "model", progress=progress)
+    if not recipe.trains:
+        (train, how), (search, _) = train.aligned_to(dense.label_names), search.aligned_to(dense.label_names)
+        dense.meta["labels_matched"] = how
+    scoring = train.sample(data.scoring_rows, seed=config.seed + 1)
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
     table = _latency_table(config.out_dir, dense.model, profile) if hw.latency == "table" else None
@@ -79,9 +90,12 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
     return StudyContext(dense, search, scoring, hw.seq_len, config.seed, train=train), evaluator
 
 
-def _latency_table(out: Path, model: HeadedClassifier, profile: HardwareProfile) -> LatencyTable:
+def _latency_table(out: Path, model: HeadedModel, profile: HardwareProfile) -> LatencyTable:
     """The run folder's latency table for this profile and model shape: measured once (workers and Ray
     trials started together wait for the first), then read."""
+    if not isinstance(model, HeadedClassifier):
+        raise HeadsearchError("hardware.latency: table times headsearch's own encoder layer by layer; for a "
+                              "Hugging Face model use latency: measured.")
     path = out / TABLE_FILE
     with FileLock(out / ".table.lock"):
         if path.is_file():
@@ -124,6 +138,11 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     (out / "study.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     storage = config.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     context, evaluator = build_context(config, progress=progress)
+    for _, info in strategies:
+        info.cls.check_model(context.dense.model)  # a strategy that cannot run on this model fails before any trial
+    if "labels_matched" in context.dense.meta:
+        echo(f"model: {config.model.source} as it is ({context.dense.meta.get('transformers_class')}), data labels "
+             f"matched {context.dense.meta['labels_matched']}")
     dense_config = HeadConfig.dense(context.num_layers, context.num_heads)
     dense_obj = evaluator.evaluate(dense_config)
     echo(f"dense: accuracy {dense_obj.accuracy:.4f} on {context.search.name}, {dense_obj.flops / 1e6:.1f} MFLOPs, "

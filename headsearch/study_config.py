@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from headsearch.data.sources import DATASETS
+from headsearch.data.files import Columns
+from headsearch.data.sources import DATASETS, DataSource, Source, preset
 from headsearch.errors import HeadsearchError
 from headsearch.objectives import DIRECTIONS
 
@@ -16,19 +17,65 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(BaseModel):
+    """The study's data: a named dataset (``dataset``), or the user's files: ``train``/``dev``/``test`` (a file each),
+    or one ``file`` split by ``split`` fractions (a ``datasets`` folder may hold its own splits)."""
+
     model_config = _STRICT
-    dataset: str = "synthetic"
-    data_dir: Path | None = None
+    dataset: str | None = Field(None, description="synthetic | sst2 | ag_news (default synthetic when no file is given)")
+    data_dir: Path | None = Field(None, description="folder of a named dataset")
+    train: Path | None = None
+    dev: Path | None = None
+    test: Path | None = None
+    file: Path | None = Field(None, description="one file (or datasets folder) for every split")
+    split: dict[Literal["dev", "test"], float] | None = Field(None, description="fractions of `file` for dev/test")
+    format: Literal["csv", "tsv", "jsonl", "datasets"] | None = Field(None, description="default: from the suffix")
+    text_column: str | list[str] = Field("text", description="text column; several are joined with '. '")
+    text_pair_column: str | None = Field(None, description="second text of a sentence pair")
+    label_column: str = "label"
+    labels: list[str] | dict[str, str] | None = Field(None, description="label names in id order, or raw -> name")
+    header: bool = Field(True, description="CSV/TSV: the first row names the columns")
     search_split: Literal["dev", "test"] = "dev"
     search_rows: int | None = Field(None, ge=1, description="evaluate candidates on the first N rows (all when null)")
     scoring_rows: int = Field(512, ge=1, description="train rows that head scores are computed on")
 
     @field_validator("dataset")
     @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"must be one of {list(DATASETS)}")
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None and v not in DATASETS:
+            raise ValueError(f"must be one of {list(DATASETS)}, or leave it out and give your files (train, dev or file)")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        files = [k for k in ("train", "dev", "test") if getattr(self, k) is not None]
+        if self.dataset is not None and (files or self.file is not None):
+            raise ValueError(f"give either dataset ({self.dataset}) or your own files ({files or ['file']}), not both")
+        if files and self.file is not None:
+            raise ValueError("give either one file per split (train, dev, test) or one `file` with `split`, not both")
+        if files and "train" not in files:
+            raise ValueError("the train file is missing (data.train)")
+        if self.split is not None and self.file is None:
+            raise ValueError("`split` fractions divide one `file`; give data.file")
+        return self
+
+    def source(self, seed: int) -> Source:
+        """Where the splits come from (a named dataset's preset, or the user's files)."""
+        if self.train is None and self.file is None:
+            return preset(self.dataset or "synthetic", self.data_dir)
+        text = tuple(self.text_column) if isinstance(self.text_column, list) else self.text_column
+        labels = tuple(self.labels) if isinstance(self.labels, list) else self.labels
+        columns = Columns(text=text, pair=self.text_pair_column, label=self.label_column, labels=labels, header=self.header)
+        files = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k) is not None}
+        return DataSource(name=Path(self.train or self.file).stem, files=files, file=self.file, fractions=self.split,
+                          columns=columns, format=self.format, seed=seed)
+
+    def describe(self) -> dict[str, Any]:
+        """This data section with absolute paths: what a model folder records to find its data again."""
+        out = self.model_dump(mode="json", exclude={"search_split", "search_rows", "scoring_rows"})
+        for key in ("data_dir", "train", "dev", "test", "file"):
+            if out[key] is not None:
+                out[key] = str(Path(out[key]).resolve())
+        return out
 
 
 class TrainSettings(BaseModel):
@@ -50,9 +97,13 @@ class BuiltinShape(BaseModel):
 
 class ModelConfig(BaseModel):
     model_config = _STRICT
-    source: str = Field("builtin", description="builtin, minilm, or a local BERT folder")
+    source: str = Field("builtin", description="builtin, minilm, or a local Hugging Face folder: a fine-tuned "
+                                               "*ForSequenceClassification is searched as it is; a base BERT gets a head")
     max_length: int = Field(64, ge=1)
-    train: TrainSettings = TrainSettings()
+    head_unit: Literal["query", "kv_group"] = Field("query", description="grouped-query attention: search query heads "
+                                                                         "or whole key/value groups")
+    train: TrainSettings | None = Field(TrainSettings(), description="null: use the model as it is (a fine-tuned "
+                                                                      "classifier always is)")
     builtin: BuiltinShape = BuiltinShape()
 
 

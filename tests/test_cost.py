@@ -7,12 +7,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from headsearch import HeadConfig
-from headsearch.cost import HardwareProfile, activation_bytes, count_flops, count_params, measure_latency, measure_speedup
+from headsearch.cost import HardwareProfile, activation_bytes, count_flops, measure_latency, measure_speedup
 from headsearch.errors import ModelError
 
 
 def counted_flops(model, seq_len: int) -> int:
-    ids = torch.randint(2, model.spec.vocab_size, (1, seq_len))
+    ids = torch.randint(2, model.shape.vocab_size, (1, seq_len))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(ids, torch.ones_like(ids))
     return counter.get_total_flops()
@@ -31,7 +31,7 @@ def configs(model):
 def test_flops_match_flop_counter(any_model):
     model = any_model.model
     for config in configs(model):
-        analytic = count_flops(model.spec, config, seq_len=16).total
+        analytic = count_flops(model.shape, config, seq_len=16).total
         measured = counted_flops(model.prune(config), 16)
         assert analytic == pytest.approx(measured, rel=0.02)
 
@@ -40,12 +40,12 @@ def test_flops_match_flop_counter(any_model):
 def test_flops_match_flop_counter_minilm(minilm_clf):
     model = minilm_clf.model
     for config in configs(model)[:3]:
-        analytic = count_flops(model.spec, config, seq_len=64).total
+        analytic = count_flops(model.shape, config, seq_len=64).total
         assert analytic == pytest.approx(counted_flops(model.prune(config), 64), rel=0.02)
 
 
 def test_flop_breakdown_scales_with_heads(tiny_builtin):
-    spec = tiny_builtin.model.spec
+    spec = tiny_builtin.model.shape
     dense = count_flops(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), 16)
     half = count_flops(spec, HeadConfig(tuple((0, 1) for _ in range(spec.num_layers)), spec.num_heads), 16)
     assert half.attention * 2 == dense.attention  # attention is linear in heads kept
@@ -54,14 +54,8 @@ def test_flop_breakdown_scales_with_heads(tiny_builtin):
     assert dense.attention_scores == dense.attention_values == spec.num_layers * 2 * 16 * 16 * spec.hidden_size
 
 
-def test_params_are_exact(any_model):
-    model = any_model.model
-    for config in configs(model):
-        assert count_params(model.spec, config) == sum(p.numel() for p in model.prune(config).parameters())
-
-
 def test_activation_memory_shrinks_with_heads(tiny_builtin):
-    spec = tiny_builtin.model.spec
+    spec = tiny_builtin.model.shape
     dense = activation_bytes(spec, HeadConfig.dense(spec.num_layers, spec.num_heads), 16, batch_size=2)
     one = activation_bytes(spec, HeadConfig(((0,),) * spec.num_layers, spec.num_heads), 16, batch_size=2)
     assert 0 < one < dense

@@ -25,7 +25,7 @@ def _routed(per_layer: bool = True, seed: int = 0, **settings) -> tuple[TextClas
     context = _context()
     clf = context.dense.prune(context.dense.model.head_config)  # a copy
     torch.manual_seed(seed)
-    router = HeadRouter(RouterSpec.for_model(clf.model.spec, per_layer=per_layer, **settings))
+    router = HeadRouter(RouterSpec.for_model(clf.model.shape, per_layer=per_layer, **settings))
     for p in router.parameters():  # spread the scores so that examples choose different heads and budgets
         torch.nn.init.normal_(p, std=2.0)
     router.eval()

@@ -3,14 +3,18 @@
 What is counted: every matrix product, as 2 FLOPs per multiply-add, the convention of
 ``torch.utils.flop_counter.FlopCounterMode`` (the tests check the two agree):
 
-- per layer with ``k`` heads kept (``a = k * head_dim``): Q, K, V projections ``3 * 2*s*h*a``;
-  attention scores ``Q K^T`` ``2*s*s*a``; value products ``P V`` ``2*s*s*a``; output projection
-  ``2*s*a*h``; feed-forward ``2 * 2*s*h*f``;
-- the classifier ``2*h*C`` on the pooled vector.
+- per layer keeping ``q`` query heads and ``g`` key/value heads of dimension ``d``: the projections
+  ``2*s*h*d*(q + 2g)`` (``g = q`` without grouped-query attention; a key/value head stays while any query
+  head of its group does), attention scores ``Q K^T`` ``2*s*s*q*d``, value products ``P V``
+  ``2*s*s*q*d``, output projection ``2*s*q*d*h``; DeBERTa's relative terms, per kept head and per c2p/p2c
+  term, ``2*P*h*d`` for projecting the ``P`` relative embeddings and ``2*s*P*d`` for their scores;
+- the layer's other matrix products (feed-forward, gated or not) ``s * layer_linear_flops``;
+- the classification head, on the pooled vector (or on every token for decoders, which score all
+  positions); projections before the first layer (ELECTRA's embeddings), per token.
 
-Not counted (elementwise, a few percent of the total at these sizes): softmax, GELU, LayerNorm, bias
-additions, scaling, masking, pooling, embedding lookups. ``s`` is the sequence length, ``h`` hidden,
-``f`` the FFN width, ``C`` classes.
+Not counted (elementwise, a few percent of the total at these sizes): softmax, activations, norms,
+bias additions, scaling, masking, pooling, rotary embeddings, embedding lookups. ``s`` is the sequence
+length, ``h`` hidden.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import EncoderSpec
+from headsearch.models.shape import ModelShape
 
 
 @dataclass(frozen=True)
@@ -31,51 +35,52 @@ class FlopBreakdown:
     output_projection: int
     ffn: int
     classifier: int
+    relative: int = 0
+    embedding: int = 0
 
     @property
     def attention(self) -> int:
         """Everything that scales with the number of heads kept."""
-        return self.qkv + self.attention_scores + self.attention_values + self.output_projection
+        return self.qkv + self.attention_scores + self.attention_values + self.output_projection + self.relative
 
     @property
     def total(self) -> int:
-        return self.attention + self.ffn + self.classifier
+        return self.attention + self.ffn + self.classifier + self.embedding
 
 
-def count_flops(spec: EncoderSpec, config: HeadConfig, seq_len: int) -> FlopBreakdown:
+def count_flops(shape: ModelShape, config: HeadConfig, seq_len: int) -> FlopBreakdown:
     """FLOPs for one example of ``seq_len`` tokens through a model keeping ``config``'s heads."""
-    config.check_fits(spec.num_layers, spec.num_heads, allow_empty_layers=True)
-    s, h, f = seq_len, spec.hidden_size, spec.intermediate_size
-    inner = [k * spec.head_dim for k in config.counts]
+    config.check_fits(shape.num_layers, shape.num_heads, allow_empty_layers=True)
+    s, h, d = seq_len, shape.hidden_size, shape.head_dim
+    kept = [shape.kept_heads(units) for units in config.kept]  # (query heads, key/value heads) per layer
+    p = shape.relative_positions
     return FlopBreakdown(
-        qkv=sum(3 * 2 * s * h * a for a in inner),
-        attention_scores=sum(2 * s * s * a for a in inner),
-        attention_values=sum(2 * s * s * a for a in inner),
-        output_projection=sum(2 * s * a * h for a in inner),
-        ffn=spec.num_layers * 2 * 2 * s * h * f,
-        classifier=2 * h * spec.num_classes,
+        qkv=sum(2 * s * h * d * (q + 2 * g) for q, g in kept),
+        attention_scores=sum(2 * s * s * q * d for q, _ in kept),
+        attention_values=sum(2 * s * s * q * d for q, _ in kept),
+        output_projection=sum(2 * s * q * d * h for q, _ in kept),
+        relative=sum(shape.relative_terms * q * 2 * d * p * (h + s) for q, _ in kept),
+        ffn=shape.num_layers * s * shape.layer_linear_flops,
+        classifier=shape.classifier_flops * (s if shape.classifier_per_token else 1),
+        embedding=s * shape.embedding_flops,
     )
 
 
-def count_params(spec: EncoderSpec, config: HeadConfig) -> int:
-    """Parameters of the structurally pruned model (equal to ``sum(p.numel())`` of ``model.prune(config)``)."""
-    config.check_fits(spec.num_layers, spec.num_heads, allow_empty_layers=True)
-    h, f = spec.hidden_size, spec.intermediate_size
-    embeddings = (spec.vocab_size + spec.max_positions + spec.type_vocab_size) * h + 2 * h
-    per_layer_fixed = h + (h * f + f) + (f * h + h) + 4 * h  # output bias, FFN, two LayerNorms
-    attention = sum(3 * (h * a + a) + a * h for a in (k * spec.head_dim for k in config.counts))
-    return embeddings + spec.num_layers * per_layer_fixed + attention + h * spec.num_classes + spec.num_classes
+def count_params(model) -> int:
+    """Parameters of a (pruned) model, counted on the model itself: exact for every family."""
+    return sum(p.numel() for p in model.parameters())
 
 
-def activation_bytes(spec: EncoderSpec, config: HeadConfig, seq_len: int, *, batch_size: int = 1,
+def activation_bytes(shape: ModelShape, config: HeadConfig, seq_len: int, *, batch_size: int = 1,
                      bytes_per_value: int = 4) -> int:
     """Peak activation memory of inference, estimated as the largest layer's live tensors.
 
-    Per layer: input and residual states (``2*s*h``), Q, K, V and context (``4*s*a``), the score and
-    probability maps (``2*k*s*s``) and the FFN hidden state (``s*f``). The estimate ignores allocator
-    overhead and assumes tensors of earlier layers are freed (true under ``torch.inference_mode``).
+    Per layer: input and residual states (``2*s*h``), Q, K, V and context (``4*s*q*d``, a key/value
+    head counted per query head as attention expands it), the score and probability maps (``2*q*s*s``)
+    and the feed-forward hidden state (``s*f``). The estimate ignores allocator overhead and assumes
+    tensors of earlier layers are freed (true under ``torch.inference_mode``).
     """
-    config.check_fits(spec.num_layers, spec.num_heads, allow_empty_layers=True)
-    s, h, f = seq_len, spec.hidden_size, spec.intermediate_size
-    per_layer = [2 * s * h + 4 * s * k * spec.head_dim + 2 * k * s * s + s * f for k in config.counts]
+    config.check_fits(shape.num_layers, shape.num_heads, allow_empty_layers=True)
+    s, h, f, d = seq_len, shape.hidden_size, shape.intermediate_size, shape.head_dim
+    per_layer = [2 * s * h + 4 * s * q * d + 2 * q * s * s + s * f for q, _ in map(shape.kept_heads, config.kept)]
     return max(per_layer) * batch_size * bytes_per_value

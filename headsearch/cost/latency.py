@@ -18,7 +18,7 @@ import torch
 from torch.utils import benchmark
 
 from headsearch.errors import ModelError
-from headsearch.models.classifier import HeadedClassifier
+from headsearch.models.headed import HeadedModel
 
 
 def cpu_name() -> str:
@@ -83,12 +83,13 @@ class Speedup:
     pair_ratios: tuple[float, ...]
 
 
-def random_inputs(model: HeadedClassifier, profile: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
+def random_inputs(model: HeadedModel, profile: HardwareProfile) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of random tokens (fixed seed) of the profile's batch size and sequence length."""
-    if profile.seq_len > model.spec.max_positions:
-        raise ModelError(f"seq_len {profile.seq_len} exceeds the model's {model.spec.max_positions} positions.")
+    shape = model.shape
+    if profile.seq_len > shape.max_positions:
+        raise ModelError(f"seq_len {profile.seq_len} exceeds the model's {shape.max_positions} positions.")
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(2, model.spec.vocab_size, (profile.batch_size, profile.seq_len), generator=g)
+    ids = torch.randint(2, shape.vocab_size, (profile.batch_size, profile.seq_len), generator=g)
     return ids.to(profile.device), torch.ones_like(ids, device=profile.device)
 
 
@@ -138,7 +139,7 @@ def measure_latency(model: torch.nn.Module, profile: HardwareProfile, *, repeats
     return _latency([timer.timeit(number).mean for _ in range(repeats)], profile, len(inputs or [None]))
 
 
-def measure_speedup(dense: HeadedClassifier, pruned: torch.nn.Module, profile: HardwareProfile, *,
+def measure_speedup(dense: HeadedModel, pruned: torch.nn.Module, profile: HardwareProfile, *,
                     repeats: int = 15, warmup: int = 3, min_run_s: float = 0.05, inputs: Batches | None = None) -> Speedup:
     """Dense and pruned latency measured interleaved in this process, on the same ``inputs``
     (see ``measure_latency``); speedup is the ratio of medians."""

@@ -1,22 +1,23 @@
 """Datasets and tokenizers."""
 
-from headsearch.data.loaders import load_ag_news, load_hf_dataset, load_sst2, load_table
-from headsearch.data.sources import DATASETS, load_split
+from headsearch.data.files import Columns, read_file, split_by_fractions
+from headsearch.data.sources import DATASETS, DataSource, load_split, preset
 from headsearch.data.synthetic import negation_task
 from headsearch.data.text import TextDataset
 from headsearch.data.tokenizers import Tokenizer, WordPieceTokenizer, WordTokenizer, load_tokenizer
 
 __all__ = [
     "DATASETS",
-    "load_split",
+    "Columns",
+    "DataSource",
     "TextDataset",
     "Tokenizer",
     "WordPieceTokenizer",
     "WordTokenizer",
-    "load_ag_news",
-    "load_hf_dataset",
-    "load_sst2",
-    "load_table",
+    "load_split",
     "load_tokenizer",
     "negation_task",
+    "preset",
+    "read_file",
+    "split_by_fractions",
 ]

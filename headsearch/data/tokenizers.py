@@ -1,7 +1,8 @@
-"""Tokenizers: a word-level vocabulary for the built-in encoder, WordPiece files for BERT-family models.
+"""Tokenizers: a word-level vocabulary for the built-in encoder, WordPiece files for BERT checkpoints
+given a fresh head, and the user's own Hugging Face tokenizer for their classifier.
 
-Both turn a batch of texts into ``(input_ids, attention_mask)`` padded to the longest text in the
-batch and truncated to ``max_length``, and both save themselves beside the model's weights.
+Each turns a batch of texts (or text pairs) into ``(input_ids, attention_mask)`` padded on the right to
+the longest text in the batch and truncated to ``max_length``, and saves itself beside the model's weights.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Tokenizer(Protocol):
     @property
     def vocab_size(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def encode(self, texts: Sequence[str], max_length: int,
+               pairs: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def save(self, folder: Path) -> None: ...
 
@@ -68,8 +70,12 @@ class WordTokenizer:
     def tokenize(self, text: str) -> list[str]:
         return self._SPLIT.findall(text.lower())
 
-    def encode(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, texts: Sequence[str], max_length: int,
+               pairs: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A pair is one sequence: the first text, ``[SEP]`` (unknown to the vocabulary), the second."""
         unk = self._index[self.UNK]
+        if pairs is not None:
+            texts = [f"{a} [SEP] {b}" for a, b in zip(texts, pairs, strict=True)]
         rows = [[self._index.get(w, unk) for w in self.tokenize(t)][:max_length] for t in texts]
         return _pad(rows, pad_id=0)
 
@@ -126,8 +132,10 @@ class WordPieceTokenizer:
         pad = self._tok.token_to_id("[PAD]")
         return 0 if pad is None else pad
 
-    def encode(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [e.ids[:max_length] for e in self._tok.encode_batch(list(texts))]
+    def encode(self, texts: Sequence[str], max_length: int,
+               pairs: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
+        rows = [e.ids[:max_length] for e in self._tok.encode_batch(batch)]
         for row in rows:
             # keep [SEP] last when truncating, as BERT was trained
             if len(row) == max_length and self._tok.token_to_id("[SEP]") is not None:
@@ -138,12 +146,72 @@ class WordPieceTokenizer:
         self._tok.save(str(folder / HF_TOKENIZER_FILE))
 
 
+class TransformersTokenizer:
+    """The tokenizer of the user's Hugging Face model folder (``AutoTokenizer``), exactly as the model was
+    fine-tuned with: its special tokens, pair template and truncation. Padding is forced to the right (the
+    evaluation trims batches to their longest row); a tokenizer without a padding token pads with its
+    end-of-sequence token, as decoder classifiers are fine-tuned."""
+
+    kind = "transformers"
+
+    def __init__(self, tokenizer):
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ModelError("The tokenizer has neither a padding nor an end-of-sequence token; set pad_token.")
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "right"
+        self._tok = tokenizer
+
+    @classmethod
+    def load(cls, folder: Path) -> TransformersTokenizer:
+        """The folder's tokenizer. A plain ``tokenizer.json`` pipeline (``tokenizer_class`` TokenizersBackend or
+        PreTrainedTokenizerFast) is read as such: ``AutoTokenizer`` would substitute the class of the model type."""
+        import transformers
+
+        try:
+            saved = json.loads((folder / "tokenizer_config.json").read_text()).get("tokenizer_class")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        reader = transformers.PreTrainedTokenizerFast if saved in ("TokenizersBackend", "PreTrainedTokenizerFast") \
+            else transformers.AutoTokenizer
+        try:
+            return cls(reader.from_pretrained(str(folder), local_files_only=True))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{folder}: cannot read the tokenizer ({str(exc).splitlines()[0]}).") from exc
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self._tok.pad_token_id)
+
+    @property
+    def separator_id(self) -> int | None:
+        """The id that separates the two texts of a pair (BERT's ``[SEP]``), if the tokenizer has one."""
+        return self._tok.sep_token_id
+
+    @property
+    def hf(self):
+        """The wrapped ``PreTrainedTokenizer``, to hand back with an exported model."""
+        return self._tok
+
+    def encode(self, texts: Sequence[str], max_length: int,
+               pairs: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self._tok(list(texts), None if pairs is None else list(pairs), truncation=True, max_length=max_length,
+                        padding="longest", return_tensors="pt", return_token_type_ids=False)
+        return enc["input_ids"].long(), enc["attention_mask"].long()
+
+    def save(self, folder: Path) -> None:
+        self._tok.save_pretrained(str(folder))
+
+
 def load_tokenizer(folder: Path, kind: str) -> Tokenizer:
-    if kind == WordTokenizer.kind:
-        return WordTokenizer.load(folder)
-    if kind == WordPieceTokenizer.kind:
-        return WordPieceTokenizer.load(folder)
-    raise ModelError(f"{folder}: unknown tokenizer kind {kind!r} (expected 'word' or 'huggingface').")
+    kinds = {t.kind: t for t in (WordTokenizer, WordPieceTokenizer, TransformersTokenizer)}
+    if kind not in kinds:
+        raise ModelError(f"{folder}: unknown tokenizer kind {kind!r} (expected one of {sorted(kinds)}).")
+    return kinds[kind].load(folder)
 
 
-__all__ = ["Tokenizer", "WordTokenizer", "WordPieceTokenizer", "load_tokenizer"]
+__all__ = ["Tokenizer", "TransformersTokenizer", "WordTokenizer", "WordPieceTokenizer", "load_tokenizer"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -25,6 +25,8 @@ from torch.nn import functional as F
 
 from headsearch.errors import HeadConfigError, ModelError
 from headsearch.heads import HeadConfig
+from headsearch.models.headed import GateFn, HeadedModel, HeadRecord
+from headsearch.models.shape import ModelShape
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
@@ -78,21 +80,6 @@ class EncoderSpec:
         if unknown:
             raise ModelError(f"Unknown EncoderSpec field(s) {sorted(unknown)}.")
         return cls(**data)
-
-
-@dataclass
-class HeadRecord:
-    """What ``HeadedClassifier.record_heads`` captured for one forward pass, per layer.
-
-    ``context[l]``: ``[batch, kept_heads, seq, head_dim]``, each head's output (after its gate),
-    before the output projection. ``attention[l]``: ``[batch, kept_heads, seq, seq]`` probabilities
-    (only when asked). ``heads[l]``: the original indices of the kept heads, in the same order.
-    """
-
-    want_attention: bool
-    context: list[torch.Tensor] = field(default_factory=list)
-    attention: list[torch.Tensor] = field(default_factory=list)
-    heads: list[tuple[int, ...]] = field(default_factory=list)
 
 
 class SelfAttention(nn.Module):
@@ -197,15 +184,11 @@ class Embeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
-# Gates computed during the forward pass from each layer's input (per-input routing, headsearch.routing):
-# called as gate_fn(layer_index, layer_input [batch, seq, hidden], attention_mask) -> gates [batch, heads].
-GateFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class HeadedClassifier(nn.Module):
+class HeadedClassifier(HeadedModel):
     """Encoder + mean pooling over real tokens + linear classifier; implements the HeadedModel contract."""
 
     can_skip_attention = True  # a layer with no head left keeps its residual path and FFN
+    supports_prefix_reuse = True
 
     def __init__(self, spec: EncoderSpec, head_config: HeadConfig | None = None):
         super().__init__()
@@ -219,16 +202,19 @@ class HeadedClassifier(nn.Module):
 
     # -- the HeadedModel contract ---------------------------------------------------------------
     @property
-    def num_layers(self) -> int:
-        return self.spec.num_layers
+    def shape(self) -> ModelShape:
+        s = self.spec
+        return ModelShape(num_layers=s.num_layers, num_heads=s.num_heads, head_dim=s.head_dim, hidden_size=s.hidden_size,
+                          intermediate_size=s.intermediate_size, layer_linear_flops=2 * 2 * s.hidden_size * s.intermediate_size,
+                          classifier_flops=2 * s.hidden_size * s.num_classes, vocab_size=s.vocab_size,
+                          max_positions=s.max_positions, num_classes=s.num_classes)
 
-    @property
-    def num_heads(self) -> int:
-        return self.spec.num_heads
+    def reinitialized(self, seed: int) -> HeadedClassifier:
+        torch.manual_seed(seed)
+        return HeadedClassifier(self.spec)
 
-    @property
-    def head_dim(self) -> int:
-        return self.spec.head_dim
+    def is_classifier_parameter(self, name: str) -> bool:
+        return name.startswith("classifier.")
 
     @property
     def head_config(self) -> HeadConfig:
@@ -254,7 +240,7 @@ class HeadedClassifier(nn.Module):
                    *, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Token states after layers ``start..stop-1`` given the states ``x`` entering layer ``start``."""
         gate_fn = gates if callable(gates) else None
-        gates = None if gate_fn is not None else self._check_gates(gates, x.shape[0])
+        gates = None if gate_fn is not None else self.check_gates(gates, x.shape[0])
         mask_bias = self.mask_bias(attention_mask, x.dtype)
         for i in range(start, self.num_layers if stop is None else stop):
             g = gate_fn(i, x, attention_mask) if gate_fn is not None else None if gates is None else gates[:, i]
@@ -271,19 +257,6 @@ class HeadedClassifier(nn.Module):
         mask = attention_mask.to(states.dtype)[..., None]
         pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.classifier(self.dropout(pooled))
-
-    def _check_gates(self, gates: torch.Tensor | None, batch: int) -> torch.Tensor | None:
-        if gates is None:
-            return None
-        shape = (self.num_layers, self.num_heads)
-        if gates.dim() == 2 and tuple(gates.shape) == shape:
-            return gates.unsqueeze(0)
-        if gates.dim() == 3 and tuple(gates.shape) == (batch, *shape):
-            return gates
-        raise HeadConfigError(
-            f"Gates must have shape [layers, heads] = {list(shape)} or [batch, layers, heads] = "
-            f"{[batch, *shape]}. Got {list(gates.shape)}."
-        )
 
     @contextmanager
     def record_heads(self, *, attention: bool = False) -> Iterator[HeadRecord]:

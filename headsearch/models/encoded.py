@@ -11,7 +11,7 @@ import torch
 
 from headsearch.data.text import TextDataset
 from headsearch.errors import DataError
-from headsearch.models.classifier import HeadedClassifier
+from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 
 
@@ -22,7 +22,7 @@ class EncodedSplit:
         if len(data) == 0:
             raise DataError(f"{data.name} is empty; evaluation needs at least one example.")
         self.data = data
-        ids, attn = clf.encode(data.texts)
+        ids, attn = clf.encode(data.texts, data.pairs)
         lengths = attn.sum(1)
         order = self.order = torch.argsort(lengths, stable=True)  # batches hold rows order[0], order[1], ...
         labels = torch.tensor(data.labels)
@@ -36,7 +36,7 @@ class EncodedSplit:
         return len(self.data)
 
     @torch.inference_mode()
-    def accuracy(self, model: HeadedClassifier, gates: torch.Tensor | None = None) -> float:
+    def accuracy(self, model: HeadedModel, gates: torch.Tensor | None = None) -> float:
         """Fraction of rows ``model`` classifies correctly, with optional ``[layers, heads]`` gates."""
         model.eval()
         device = next(model.parameters()).device

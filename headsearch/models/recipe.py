@@ -1,48 +1,75 @@
-"""The dense base model of a run, built from a recipe and cached: used by ``headsearch train`` and studies."""
+"""The dense base model of a run, from a recipe: used by ``headsearch train`` and studies.
+
+Three sources: the built-in encoder (trained here), a base BERT checkpoint such as ``minilm`` (headsearch's
+own encoder with a fresh mean-pooled head, trained here), or the user's fine-tuned Hugging Face classifier,
+used as it is. Either way the run folder keeps a copy (``model/``) that later runs, workers and exports read.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
-from headsearch.models.bert import load_bert
+from headsearch.errors import ModelError
+from headsearch.models.bert import MINILM, load_bert
 from headsearch.models.builtin import BuiltinConfig, build_builtin
-from headsearch.models.text_classifier import TextClassifier
+from headsearch.models.hf.folder import CONFIG_FILE, read_config
+from headsearch.models.hf.user_model import is_sequence_classifier, open_classifier
+from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 from headsearch.models.training import TrainConfig, train_or_load
+
+
+def is_user_classifier(source: str) -> bool:
+    """Whether ``source`` names a local fine-tuned ``*ForSequenceClassification`` folder (searched as it is)."""
+    if source in ("builtin", MINILM) or not Path(source).is_dir():
+        return False
+    return (Path(source) / CONFIG_FILE).is_file() and is_sequence_classifier(read_config(source))
 
 
 @dataclass(frozen=True, kw_only=True)
 class BaseModelRecipe:
-    """``source``: "builtin", "minilm" or a local BERT folder; ``dataset`` names the data for later reuse."""
+    """``source``: "builtin", "minilm", a base BERT folder or a fine-tuned classifier folder; ``data`` records
+    the data section (absolute paths) so that later commands find the model's data again."""
 
     source: str = "builtin"
-    dataset: str = "synthetic"
-    data_dir: str | None = None
+    data: dict[str, Any] = field(default_factory=lambda: {"dataset": "synthetic"})
     max_length: int = 64
     seed: int = 0
     builtin: BuiltinConfig = BuiltinConfig()
-    epochs: int = 5
-    learning_rate: float | None = None
-    batch_size: int = 32
-    freeze_encoder: bool = False
+    head_unit: str = "query"
+    train: TrainConfig | None = TrainConfig(epochs=5, batch_size=32, learning_rate=1e-3)
 
-    def train_config(self) -> TrainConfig:
-        lr = self.learning_rate if self.learning_rate is not None else (1e-3 if self.source == "builtin" else 5e-5)
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                           freeze_encoder=self.freeze_encoder, learning_rate=lr)
+    @property
+    def trains(self) -> bool:
+        return not is_user_classifier(self.source)
 
     def describe(self) -> dict:
-        recipe = {"dataset": self.dataset, "data_dir": self.data_dir, "model": self.source,
-                  "max_length": self.max_length, "seed": self.seed}
+        recipe = {"data": self.data, "model": self.source, "max_length": self.max_length, "seed": self.seed}
         if self.source == "builtin":
             recipe["builtin"] = BuiltinConfig(**{**self.builtin.to_dict(), "max_length": self.max_length}).to_dict()
+        if not self.trains:
+            recipe["head_unit"] = self.head_unit
         return recipe
+
+
+def default_learning_rate(source: str) -> float:
+    return 1e-3 if source == "builtin" else 5e-5
 
 
 def base_model(recipe: BaseModelRecipe, train: TextDataset, checkpoint: str | Path, *,
                progress: bool = True) -> TextClassifier:
-    """Train the recipe's model on ``train`` into ``checkpoint``, or load it when already trained so."""
+    """The run's dense model in ``checkpoint``: trained there (or reused when trained so before), or for a
+    fine-tuned classifier, copied there from the user's folder."""
+    if not recipe.trains:
+        return _user_classifier(recipe, Path(checkpoint))
+    if recipe.train is None:
+        raise ModelError(f"{recipe.source}: model.train is null, but this model needs training (only a fine-tuned "
+                         "*ForSequenceClassification folder is used as it is).")
 
     def build() -> TextClassifier:
         if recipe.source == "builtin":
@@ -50,4 +77,21 @@ def base_model(recipe: BaseModelRecipe, train: TextDataset, checkpoint: str | Pa
             return build_builtin(train, shape, seed=recipe.seed)
         return load_bert(recipe.source, label_names=train.label_names, max_length=recipe.max_length, seed=recipe.seed)
 
-    return train_or_load(checkpoint, build, recipe.describe(), train, recipe.train_config(), progress=progress)
+    return train_or_load(checkpoint, build, recipe.describe(), train, recipe.train, progress=progress)
+
+
+def _user_classifier(recipe: BaseModelRecipe, checkpoint: Path) -> TextClassifier:
+    """The user's classifier as it is; the run keeps a copy, refreshed when the folder's weights change."""
+    folder = Path(recipe.source).resolve()
+    files = sorted([folder / CONFIG_FILE, *folder.glob("*.safetensors"), *folder.glob("*.bin")])
+    stamp = {**recipe.describe(), "files": {p.name: [p.stat().st_size, p.stat().st_mtime] for p in files}}
+    key = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:16]
+    if (checkpoint / MODEL_FILE).is_file():
+        saved = TextClassifier.load(checkpoint)
+        if saved.meta.get("training", {}).get("fingerprint") == key:
+            return saved
+    clf = open_classifier(folder, max_length=recipe.max_length, unit=recipe.head_unit)
+    clf.meta["training"] = {"fingerprint": key, "recipe": recipe.describe(), "trained": False}
+    with atomic_folder(checkpoint) as tmp:
+        clf.save(tmp)
+    return clf

@@ -1,10 +1,12 @@
-"""TextClassifier: a HeadedClassifier with its tokenizer and labels, saved and loaded as one folder.
+"""TextClassifier: a HeadedModel with its tokenizer and labels, saved and loaded as one folder.
 
-The folder format is shared by training checkpoints and exports:
-``headsearch_model.json`` (architecture, kept heads, tokenizer kind, labels), ``model.safetensors``
-and the tokenizer's files; a routed model (per-input head budgets, ``headsearch.routing``) adds its
-router's settings to the JSON and its weights as ``router.safetensors``. Weights are read with
-safetensors only: nothing is unpickled.
+The folder format is shared by training checkpoints, run folders and exports:
+``headsearch_model.json`` (the model kind, kept heads, tokenizer kind, labels), ``model.safetensors``
+and the tokenizer's files. headsearch's own encoder records its architecture in the JSON; a Hugging
+Face model adds its dense ``config.json`` and is rebuilt as its transformers class, then cut to the
+kept heads (``headsearch.models.hf.folder``). A routed model (per-input head budgets,
+``headsearch.routing``) adds its router's settings to the JSON and its weights as
+``router.safetensors``. Weights are read with safetensors only: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from headsearch.data.text import TextDataset
 from headsearch.data.tokenizers import Tokenizer, load_tokenizer
 from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier
+from headsearch.models.headed import HeadedModel
+from headsearch.models.hf.folder import WEIGHTS_FILE, load_model, save_model
 
 if TYPE_CHECKING:
     from headsearch.routing import HeadRouter, RoutedClassifier
 
 MODEL_FILE = "headsearch_model.json"
-WEIGHTS_FILE = "model.safetensors"
 ROUTER_WEIGHTS_FILE = "router.safetensors"
 FORMAT_VERSION = 1
 
@@ -39,7 +43,7 @@ class TextClassifier:
     ``router``: set for a routed model (per-input head budgets); ``runtime`` then computes only each
     input's chosen heads, and ``logits``/``predict`` go through it."""
 
-    model: HeadedClassifier
+    model: HeadedModel
     tokenizer: Tokenizer
     label_names: tuple[str, ...]
     max_length: int
@@ -48,11 +52,15 @@ class TextClassifier:
     router: HeadRouter | None = None
     _runtime: RoutedClassifier | None = field(default=None, init=False, repr=False, compare=False)
 
-    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tokenizer.encode(texts, self.max_length)
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tokenizer.encode(texts, self.max_length, pairs)
+
+    def encode_rows(self, data: TextDataset, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``rows`` of ``data`` tokenised (as pairs when the data has them)."""
+        return self.encode(*data.rows(rows))
 
     @property
-    def runtime(self) -> HeadedClassifier | RoutedClassifier:
+    def runtime(self) -> HeadedModel | RoutedClassifier:
         """What inference runs: the model, or for a routed model the runtime that skips unchosen heads."""
         if self.router is None:
             return self.model
@@ -63,7 +71,8 @@ class TextClassifier:
         return self._runtime
 
     @torch.inference_mode()
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64, gates: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(self, texts: Sequence[str], *, pairs: Sequence[str] | None = None, batch_size: int = 64,
+               gates: torch.Tensor | None = None) -> torch.Tensor:
         if gates is not None and self.router is not None:
             raise ModelError("A routed model chooses its own heads per input; it takes no gates.")
         model = self.runtime
@@ -71,14 +80,16 @@ class TextClassifier:
         device = next(model.parameters()).device
         out = []
         for start in range(0, len(texts), batch_size):
-            ids, mask = self.encode(texts[start:start + batch_size])
+            ids, mask = self.encode(texts[start:start + batch_size],
+                                    None if pairs is None else pairs[start:start + batch_size])
             g = gates[start:start + batch_size] if gates is not None and gates.dim() == 3 else gates
             g = None if g is None else g.to(device)
             out.append(model(ids.to(device), mask.to(device), gates=g).float().cpu())
         return torch.cat(out) if out else torch.empty(0, len(self.label_names))
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
-        return [self.label_names[i] for i in self.logits(texts, batch_size=batch_size).argmax(-1).tolist()]
+    def predict(self, texts: Sequence[str], *, pairs: Sequence[str] | None = None, batch_size: int = 64) -> list[str]:
+        logits = self.logits(texts, pairs=pairs, batch_size=batch_size)
+        return [self.label_names[i] for i in logits.argmax(-1).tolist()]
 
     def prune(self, config: HeadConfig) -> TextClassifier:
         if self.router is not None:
@@ -90,7 +101,6 @@ class TextClassifier:
         """Write into an existing, empty folder (callers wrap this in ``atomic_folder``)."""
         meta = {
             "format_version": FORMAT_VERSION,
-            "spec": self.model.spec.to_dict(),
             "head_config": self.model.head_config.to_dict(),
             "tokenizer": self.tokenizer.kind,
             "label_names": list(self.label_names),
@@ -101,8 +111,12 @@ class TextClassifier:
         if self.router is not None:
             meta["router"] = self.router.spec.to_dict()
             save_file(_state(self.router), str(folder / ROUTER_WEIGHTS_FILE))
+        if isinstance(self.model, HeadedClassifier):
+            meta["spec"] = self.model.spec.to_dict()
+            save_file(_state(self.model), str(folder / WEIGHTS_FILE))
+        else:
+            meta["transformers"] = save_model(self.model, folder)
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        save_file(_state(self.model), str(folder / WEIGHTS_FILE))
         self.tokenizer.save(folder)
 
     @classmethod
@@ -118,15 +132,18 @@ class TextClassifier:
             found = meta.get("format_version") if isinstance(meta, dict) else None
             raise ModelError(f"{folder / MODEL_FILE}: format_version {found!r}, this headsearch reads {FORMAT_VERSION}.")
         try:
-            spec = EncoderSpec.from_dict(meta["spec"])
-            config = HeadConfig.from_dict(meta["head_config"])
             labels, max_length, kind = tuple(meta["label_names"]), int(meta["max_length"]), meta["tokenizer"]
+            spec = None if "transformers" in meta else EncoderSpec.from_dict(meta["spec"])
+            config = HeadConfig.from_dict(meta["head_config"])
+            if spec is None:
+                model = load_model(folder, meta["transformers"], config)
+            else:
+                model = HeadedClassifier(spec, config)
+                _load_weights(model, folder / WEIGHTS_FILE)
         except HeadsearchError as exc:
             raise ModelError(f"{folder / MODEL_FILE}: {exc}") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{folder / MODEL_FILE}: malformed ({exc!r}).") from exc
-        model = HeadedClassifier(spec, config)
-        _load_weights(model, folder / WEIGHTS_FILE)
         router = None
         if "router" in meta:
             from headsearch.routing import HeadRouter, RouterSpec

@@ -24,8 +24,8 @@ from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import GateFn
 from headsearch.models.encoded import EncodedSplit
+from headsearch.models.headed import GateFn
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 
 
@@ -85,7 +85,7 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
     torch.manual_seed(config.seed)
     order_rng = random.Random(config.seed)
     for name, p in model.named_parameters():
-        p.requires_grad_(not config.freeze_encoder or name.startswith("classifier."))
+        p.requires_grad_(not config.freeze_encoder or model.is_classifier_parameter(name))
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
     no_decay = [p for p in params if p.dim() <= 1]
@@ -113,7 +113,7 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
             running = 0.0
             for start in range(0, len(order), config.batch_size):
                 idx = order[start:start + config.batch_size]
-                ids, mask = clf.encode([data.texts[i] for i in idx])
+                ids, mask = clf.encode_rows(data, idx)
                 ids, mask = ids.to(device), mask.to(device)
                 g = gates.draw(step / total) if gates is not None else None
                 logits = model(ids, mask, gates=g)

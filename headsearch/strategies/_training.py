@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.strategies.base import StudyContext
 
@@ -23,6 +20,5 @@ def start_model(context: StudyContext, warm_start: bool) -> TextClassifier:
     """A trainable copy of the dense model, or (no warm start) a fresh initialisation of its architecture."""
     copy = context.dense.prune(HeadConfig.dense(context.num_layers, context.num_heads))
     if not warm_start:
-        torch.manual_seed(context.seed)
-        copy.model = HeadedClassifier(copy.model.spec)
+        copy.model = copy.model.reinitialized(context.seed)
     return copy

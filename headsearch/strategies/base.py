@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
+from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 
 
@@ -86,6 +87,11 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     search_space: ClassVar[str]
+
+    @classmethod  # noqa: B027 - optional hook
+    def check_model(cls, model: HeadedModel) -> None:
+        """Raise ``HeadsearchError`` when this strategy cannot run on ``model``; called once per study, before any
+        trial. Default: every HeadedModel will do."""
 
     def prepare(self, context: StudyContext) -> None:  # noqa: B027 - optional hook
         """Called once per study, before the first ``propose``. Default: nothing to prepare."""

@@ -25,8 +25,11 @@ import torch
 from scipy.stats import spearmanr
 
 from headsearch.data.text import TextDataset
+from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
+from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
+from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
 from headsearch.routing import HeadRouter, RouterSpec, RouterTraining
@@ -37,6 +40,13 @@ from headsearch.strategies.base import Candidate, Strategy, StudyContext
 class BudgetFormerStrategy(Strategy):
     name = "budgetformer"
     search_space = "budgetformer.yaml"
+
+    @classmethod
+    def check_model(cls, model: HeadedModel) -> None:
+        if not isinstance(model, HeadedClassifier):
+            raise HeadsearchError("budgetformer: the per-input runtime (only each input's heads computed) runs "
+                                  "headsearch's own encoder; a Hugging Face model cannot be routed yet. Drop budgetformer "
+                                  "from this study.")
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         setting = _setting(params, context)
@@ -75,7 +85,7 @@ def fit(context: StudyContext, setting: Mapping[str, Any]) -> TextClassifier:
     """The model with a trained router, from the dense checkpoint (or a fresh initialisation)."""
     clf = start_model(context, setting["warm_start"])
     torch.manual_seed(context.seed)
-    router = HeadRouter(RouterSpec.for_model(clf.model.spec, per_layer=setting["per_layer"], s_min=setting["s_min"],
+    router = HeadRouter(RouterSpec.for_model(clf.model.shape, per_layer=setting["per_layer"], s_min=setting["s_min"],
                                              s_max=setting["s_max"], width=setting["width"], rounding=setting["rounding"]))
     schedule = RouterTraining(router, learning_rate=setting["router_lr"], budget_weight=setting["budget_weight"],
                               entropy_weight=setting["entropy_weight"], tau_start=setting["tau_start"],

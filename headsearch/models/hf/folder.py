@@ -1,0 +1,77 @@
+"""The transformers half of headsearch's model folder (``TextClassifier.save``/``load``).
+
+``save_model`` writes the dense ``config.json`` and the pruned weights; ``load_model`` rebuilds the
+transformers class from the config, cuts it to the kept heads, then reads the weights, so a pruned model
+comes back as the user's own class with the pruned shapes. Nothing is downloaded: reads are local.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from headsearch.errors import ModelError
+from headsearch.heads import HeadConfig
+from headsearch.models.hf.families import family_for
+from headsearch.models.hf.model import TransformersClassifier
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """``config.json`` of a model folder, or a one-line error saying what is wrong with the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"Model folder not found: {folder}")
+    file = folder / CONFIG_FILE
+    if not file.is_file():
+        raise ModelError(f"{folder}: no {CONFIG_FILE}; not a Hugging Face model folder (save it with save_pretrained).")
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{file}: not valid JSON ({exc}).") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{file}: a config is a JSON object.")
+    return config
+
+
+def save_model(model: TransformersClassifier, folder: Path) -> dict[str, Any]:
+    """Write the dense ``config.json`` and the (pruned) weights; returns what ``load_model`` needs besides."""
+    from safetensors.torch import save_model as save_weights
+
+    model.hf.config.save_pretrained(str(folder))
+    save_weights(model.hf, str(folder / WEIGHTS_FILE))
+    return {"family": model.family.name, "unit": model.unit, "pair_separator": model.pair_separator,
+            "class": type(model.hf).__name__}
+
+
+def load_model(folder: Path, info: dict[str, Any], head_config: HeadConfig) -> TransformersClassifier:
+    """The transformers model saved by ``save_model``: built from its config, cut to ``head_config``, weights read."""
+    from safetensors.torch import load_model as load_weights
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{folder}: cannot read {CONFIG_FILE} ({str(exc).splitlines()[0]}).") from exc
+    family = family_for(config.model_type, where=str(folder))
+    hf = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32).eval()
+    if type(hf).__name__ != info.get("class", type(hf).__name__):
+        raise ModelError(f"{folder}: the config builds {type(hf).__name__}, the weights are of {info['class']}.")
+    model = TransformersClassifier(hf, family, unit=info["unit"], pair_separator=info.get("pair_separator"))
+    if head_config != model.head_config:
+        model = model.prune(head_config)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelError(f"{folder}: {WEIGHTS_FILE} is missing.")
+    try:
+        load_weights(model.hf, str(weights), strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{weights}: weights do not match the kept heads ({str(exc).splitlines()[0]}).") from exc
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupted files
+        raise ModelError(f"{weights}: cannot read the weights ({exc}).") from exc
+    return model.eval()

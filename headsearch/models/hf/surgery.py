@@ -1,0 +1,147 @@
+"""Structural head pruning of a Hugging Face layer, in place: the real modules keep their classes and names.
+
+Query heads are cut out of the query projection's rows (and any per-head projection's) and the output
+projection's columns. Key/value heads are shared by a group of query heads under grouped-query attention
+(``G`` query heads per key/value head): a key/value head's rows go only when its whole group is gone.
+When every surviving group keeps the same number ``m`` of query heads, the layer stays the stock
+transformers layout with ``num_key_value_groups = m``. When they differ, the key and value projections
+become ``RepeatedHeads``: they compute each surviving key/value head once and repeat it for each of its
+query heads (exact, since rotary embeddings act on every head alike), and ``num_key_value_groups = 1``.
+A layer left with no head gets ``EmptyAttention``: its output is the output projection's bias, what
+all-zero gates give.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import torch
+from torch import nn
+
+from headsearch.models.hf.families import Family
+
+
+def get_module(root: nn.Module, path: str) -> nn.Module:
+    for part in path.split("."):
+        root = getattr(root, part)
+    return root
+
+
+def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(get_module(root, parent) if parent else root, name, module)
+
+
+class RepeatedHeads(nn.Linear):
+    """A key or value projection that computes ``groups`` heads and repeats each for its query heads:
+    output head ``j`` is computed head ``head_index[j]``. State-dict keys are those of ``nn.Linear``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, head_dim: int,
+                 head_index: Sequence[int]):
+        super().__init__(in_features, out_features, bias=bias)
+        self.head_dim = head_dim
+        self.register_buffer("head_index", torch.tensor(list(head_index), dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        lead = y.shape[:-1]
+        return y.view(*lead, -1, self.head_dim).index_select(-2, self.head_index).reshape(*lead, -1)
+
+
+class EmptyProjection(nn.Linear):
+    """The output projection of a layer with no head: ``in_features == 0``, so its output is its bias
+    (zeros without one), computed without a zero-width matrix product (which ONNX exporters reject)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(*x.shape[:-1], self.out_features)
+        return out if self.bias is None else out + self.bias
+
+
+class EmptyAttention(nn.Module):
+    """A layer's attention with no head left: the heads' concatenation is empty. When the family's output
+    projection lives inside the attention module it is kept here, under its own name (same state-dict key)."""
+
+    def __init__(self, output_name: str | None = None, output: nn.Module | None = None):
+        super().__init__()
+        self.output_name = output_name
+        if output_name is not None:
+            setattr(self, output_name, output)
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> tuple[torch.Tensor, None]:
+        empty = hidden_states.new_zeros(*hidden_states.shape[:-1], 0)
+        if self.output_name is not None:
+            return getattr(self, self.output_name)(empty), None
+        return empty, None
+
+
+def _rows(positions: Sequence[int], head_dim: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor([p * head_dim + i for p in positions for i in range(head_dim)], dtype=torch.long, device=device)
+
+
+def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int, make: Callable[..., nn.Linear] = nn.Linear) -> nn.Linear:
+    """A copy of ``linear`` (built by ``make``, an ``nn.Linear`` class) keeping rows (``dim=0``) or input
+    columns (``dim=1``) ``index``."""
+    weight = linear.weight.index_select(dim, index)
+    bias = None if linear.bias is None else linear.bias if dim == 1 else linear.bias.index_select(0, index)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        new = make(weight.shape[1], weight.shape[0], bias=bias is not None)
+    new = new.to(device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    return new.train(linear.training)
+
+
+def prune_layer(layer: nn.Module, family: Family, *, head_dim: int, group_size: int,
+                current: Sequence[int], keep: Sequence[int]) -> None:
+    """Cut ``layer`` from the query heads ``current`` (dense indices, ascending) to ``keep`` (a subset)."""
+    current, keep = list(current), list(keep)
+    if keep == current:
+        return
+    core = get_module(layer, family.core)
+    output = get_module(layer, family.output)
+    device = output.weight.device
+    positions = [current.index(q) for q in keep]
+    q_index = _rows(positions, head_dim, device)
+    if not keep:
+        inner = family.output[len(family.core) + 1:] if family.output_in_core else None
+        empty_output = _sliced(output, q_index, 1, EmptyProjection)
+        if inner is None:
+            set_module(layer, family.output, empty_output)
+        set_module(layer, family.core, EmptyAttention(inner, empty_output if inner else None).train(core.training))
+        return
+    set_module(layer, family.query, _sliced(get_module(layer, family.query), q_index, 0))
+    for path in family.per_head:
+        if _has(layer, path):
+            set_module(layer, path, _sliced(get_module(layer, path), q_index, 0))
+    set_module(layer, family.output, _sliced(output, q_index, 1))
+    groups_now = sorted({q // group_size for q in current})
+    groups = sorted({q // group_size for q in keep})
+    kv_index = _rows([groups_now.index(g) for g in groups], head_dim, device)
+    per_group = {len([q for q in keep if q // group_size == g]) for g in groups}
+    uniform = len(per_group) == 1
+    for path in (family.key, family.value):
+        linear = get_module(layer, path)
+        if uniform or group_size == 1:
+            set_module(layer, path, _sliced(linear, kv_index, 0))
+        else:
+            repeated = partial(RepeatedHeads, head_dim=head_dim, head_index=[groups.index(q // group_size) for q in keep])
+            set_module(layer, path, _sliced(linear, kv_index, 0, repeated))
+    for name in family.head_counts:
+        setattr(core, name, len(keep))
+    if hasattr(core, "all_head_size"):
+        core.all_head_size = len(keep) * head_dim
+    if hasattr(core, "num_key_value_groups"):
+        core.num_key_value_groups = per_group.pop() if uniform else 1
+
+
+def _has(root: nn.Module, path: str) -> bool:
+    try:
+        get_module(root, path)
+    except AttributeError:
+        return False
+    return True

@@ -1,0 +1,105 @@
+"""``headsearch init``: a ready study YAML for the user's model folder and data file.
+
+The model folder is checked (a supported family, a ``*ForSequenceClassification`` head), the data's
+columns are detected or taken as named, and its labels are matched to the model's ``id2label`` before
+anything is written; the study is validated by the same reader ``headsearch run`` uses, then written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from headsearch.data.columns import guess_columns, sample_columns
+from headsearch.data.files import Columns, detect_format, read_file
+from headsearch.errors import HeadsearchError, ModelError
+from headsearch.models.hf.families import family_for
+from headsearch.models.hf.folder import read_config
+from headsearch.models.hf.user_model import is_sequence_classifier
+from headsearch.study_config import load_study
+
+# a first study that finishes on a laptop CPU in tens of minutes for a BERT-base-sized model
+STRATEGIES = """\
+  - {name: dense, n_trials: 1}
+  - {name: importance, n_trials: 20}     # Michel et al. gradient importance, one-shot or iterative
+  - {name: nas, n_trials: 20}            # NSGA-II over per-layer head counts
+  - {name: random, n_trials: 20}         # the baseline every strategy must beat
+  - {name: cahp, n_trials: 2}            # clusters of heads with similar class separability, knee-chosen count
+  - {name: astar, n_trials: 1}           # best-first search for the most heads removable within a tolerance
+  - {name: static_gates, n_trials: 2}    # gates learned for one budget (fine-tunes a copy of your model)
+  - {name: budgeted_gates, n_trials: 3}  # one gated checkpoint for every budget
+"""
+
+
+def _path(p: Path) -> str:
+    """A path as the study should hold it: relative to the working directory when inside it."""
+    p = p.resolve()
+    try:
+        return os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p)
+    except ValueError:
+        return str(p)
+
+
+def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = None, test: Path | None = None,
+                name: str | None = None, text_column: str | None = None, pair_column: str | None = None,
+                label_column: str | None = None, max_length: int | None = None, overwrite: bool = False) -> Path:
+    """Write ``out``, a study of ``model_dir`` on ``data``; returns ``out``."""
+    if out.exists() and not overwrite:
+        raise HeadsearchError(f"{out} already exists; pass --overwrite or choose another --out.")
+    config = read_config(model_dir)
+    family = family_for(config.get("model_type"), where=str(model_dir))
+    if not is_sequence_classifier(config):
+        raise ModelError(f"{model_dir}: architectures {config.get('architectures')} name no *ForSequenceClassification "
+                         "model; init writes a study for a fine-tuned classifier.")
+    id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
+    labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
+    if not data.exists():
+        raise HeadsearchError(f"Data file not found: {data}")
+    kind = detect_format(data)
+    text, pair, label = guess_columns(sample_columns(data, kind), text=text_column, pair=pair_column, label=label_column)
+    rows = read_file(data, Columns(text=text, pair=pair, label=label), format=kind, split="train" if kind == "datasets" else None)
+    _, matched = rows.aligned_to(labels)  # raises, naming both label lists, when they cannot be matched
+    positions = int(config.get("max_position_embeddings") or config.get("n_positions") or 512)
+    max_length = max_length or min(128, positions)
+    if max_length > positions:
+        raise HeadsearchError(f"--max-length {max_length} exceeds the model's {positions} positions.")
+    name = name or f"{Path(model_dir).resolve().name}-{data.stem}"
+    if dev is not None:
+        files = f"  train: {_path(data)}\n  dev: {_path(dev)}\n" + (f"  test: {_path(test)}\n" if test else "")
+    elif kind == "datasets":
+        files = f"  file: {_path(data)}                 # a datasets folder with its own splits\n"
+    else:
+        files = f"  file: {_path(data)}\n  split: {{dev: 0.1, test: 0.1}}      # seeded, stratified by label\n"
+    gqa = int(config.get("num_key_value_heads") or config.get("num_attention_heads") or 1) \
+        != int(config.get("num_attention_heads") or 1)
+    text_yaml = text if pair is None else f"{text}\n  text_pair_column: {pair}"
+    study = f"""\
+# Written by `headsearch init` for {family.name} model {model_dir} and data {data}.
+# Labels matched {matched}. Run it with: headsearch run {out}
+name: "{name}"
+seed: 0
+data:
+{files}  text_column: {text_yaml}
+  label_column: {label}
+  search_split: dev                 # candidates are scored on dev; test is for the final report
+  scoring_rows: 512                 # train rows that head scores are computed on
+model:
+  source: {_path(model_dir)}
+  max_length: {max_length}
+  train: null                       # your fine-tuned classifier is searched as it is
+  head_unit: query                  # {"or kv_group: remove whole key/value groups" if gqa else "query heads"}
+hardware: {{device: cpu, threads: 1, batch_size: 1, seq_len: {max_length}, repeats: 5}}
+sampler: nsga2
+objectives: [accuracy, flops, latency_ms]
+strategies:
+{STRATEGIES}"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(study)
+    try:
+        load_study(tmp)  # the same validation `headsearch run` applies
+    except HeadsearchError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, out)
+    return out

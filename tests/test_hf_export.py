@@ -1,0 +1,49 @@
+"""A user's Hugging Face classifier exported pruned: reloads as the same transformers class with the pruned shapes,
+equal to the gated model, and as ONNX; a layer with no head still runs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+import torch
+from hf_models import FAMILIES, save_tiny_classifier
+
+from headsearch.errors import ExportError
+from headsearch.export import export, load, load_transformers
+from headsearch.heads import HeadConfig
+from headsearch.models.hf.user_model import open_classifier
+
+TEXTS = ["the movie was good", "not a good film but fun", "boring", "this story is very very great and the actor is fun"]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_export_reloads_as_the_users_class_and_as_onnx(family, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    clf = open_classifier(save_tiny_classifier(family, tmp_path / family), max_length=16)
+    H = clf.model.num_heads
+    config = HeadConfig(((), tuple(range(1, H))), H)  # layer 0 keeps no head at all
+    gated = clf.logits(TEXTS, gates=torch.tensor(config.mask()))
+    out = export(clf, tmp_path / "export", head_config=config)
+    assert json.loads((out / "head_config.json").read_text())["kept"] == [[], list(range(1, H))]
+    assert torch.allclose(load(out).logits(TEXTS), gated, atol=1e-4)
+    model, tokenizer = load_transformers(out)
+    assert type(model) is type(clf.model.hf)  # e.g. BertForSequenceClassification, pruned shapes
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())  # no headsearch hooks left
+    enc = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    accepted = inspect.signature(model.forward).parameters  # the test tokenizers return token types to every family
+    with torch.no_grad():
+        own = model(**{k: v for k, v in enc.items() if k in accepted}).logits
+    assert torch.allclose(own, gated, atol=1e-4)
+    ids, mask = clf.encode(TEXTS)
+    onnx = ort.InferenceSession(str(out / "model.onnx")).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    assert torch.allclose(torch.from_numpy(onnx[0]), gated, atol=1e-4)
+    card = (out / "model_card.md").read_text()
+    assert type(clf.model.hf).__name__ in card and "| 0 | 0 | [] |" in card
+
+
+def test_load_transformers_refuses_a_builtin_export(tiny_builtin, tmp_path):
+    out = export(tiny_builtin, tmp_path / "builtin", onnx=False)
+    with pytest.raises(ExportError, match="not a transformers model; use load"):
+        load_transformers(out)

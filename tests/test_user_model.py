@@ -1,0 +1,136 @@
+"""A new user's first study: their own Hugging Face classifier folder and CSV, `headsearch init` writes the study,
+`headsearch run` searches it with the model's own head, `headsearch export` hands back their class, pruned."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hf_models import LABELS, WORDS, save_tiny_classifier
+
+from headsearch.export import load_transformers
+from headsearch.heads import HeadConfig
+from headsearch.study import build_context, load_points, run_study
+from headsearch.study_config import load_study
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "headsearch", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def write_reviews(path, rows: int = 150, seed: int = 0, labels=LABELS) -> None:
+    rng = random.Random(seed)
+    lines = ["id,review,sentiment"]
+    for i in range(rows):
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        lines.append(f"{i},{text},{labels[i % len(labels)]}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("user")
+    model = save_tiny_classifier("bert", root / "my-bert")
+    write_reviews(root / "reviews.csv")
+    return root, model
+
+
+def test_init_run_export(user_files):
+    root, model = user_files
+    study = root / "study.yaml"
+    result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--out", str(study), "--max-length", "16")
+    assert result.returncode == 0, result.stderr
+    written = yaml.safe_load(study.read_text())
+    assert written["data"]["text_column"] == "review" and written["data"]["label_column"] == "sentiment"
+    assert written["data"]["split"] == {"dev": 0.1, "test": 0.1} and written["model"]["train"] is None
+    assert "Labels matched by name" in study.read_text()
+    # a smaller search than init writes, so that the test is quick
+    written.update(output=str(root / "run"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+                   hardware={"seq_len": 16, "repeats": 1},
+                   strategies=[{"name": "dense", "n_trials": 1}, {"name": "random", "n_trials": 3},
+                               {"name": "importance", "n_trials": 2},
+                               {"name": "static_gates", "n_trials": 1, "space": {"train_rows": {"choices": [40]}}}])
+    study.write_text(yaml.safe_dump(written))
+    result = cli("run", str(study))
+    assert result.returncode == 0, result.stderr
+    assert "data labels matched by name" in result.stdout and "BertForSequenceClassification" in result.stdout
+    points = load_points(root / "run")
+    assert {p.strategy for p in points} == {"dense", "random", "importance", "static_gates"}
+    assert all(p.objectives["eval_split"].endswith("[dev 0.1, seed 0]") for p in points)
+    result = cli("export", str(root / "run"), "--pick", "min-flops", "--seq-len", "16", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    hf, tokenizer = load_transformers(root / "run" / "export")
+    assert type(hf).__name__ == "BertForSequenceClassification"
+    assert hf.config.id2label[0] == LABELS[0]
+    chosen = HeadConfig.load(root / "run" / "export" / "head_config.json")
+    assert chosen.total_kept < chosen.total_heads
+
+
+def test_init_refuses_what_it_cannot_search(user_files, tmp_path):
+    root, model = user_files
+    write_reviews(tmp_path / "stars.csv", labels=("1 star", "5 stars"))
+    result = cli("init", str(model), "--data", str(tmp_path / "stars.csv"), "--out", str(tmp_path / "s.yaml"))
+    assert result.returncode == 2 and not (tmp_path / "s.yaml").exists()
+    assert "do not match the model's ['negative', 'positive', 'neutral']" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--label-column", "stars",
+                 "--out", str(tmp_path / "s.yaml"))
+    assert result.returncode == 2 and "column 'stars' is not in the file" in result.stderr
+
+
+def test_gqa_model_searched_by_key_value_group(tmp_path):
+    model = save_tiny_classifier("qwen2", tmp_path / "my-qwen")
+    write_reviews(tmp_path / "train.csv", rows=60, seed=1)
+    write_reviews(tmp_path / "dev.csv", rows=30, seed=2)
+    config = load_study(_study(tmp_path, model, head_unit="kv_group",
+                               strategies=[{"name": "random", "n_trials": 3}, {"name": "nas", "n_trials": 3}]))
+    run_study(config, progress=False, echo=lambda *_: None)
+    points = load_points(config.out_dir)
+    assert len(points) == 6
+    assert all(p.head_config["num_heads"] == 2 for p in points)  # 2 key/value groups per layer are the units
+
+
+def test_a_strategy_that_cannot_run_on_the_model_fails_before_any_trial(tmp_path):
+    model = save_tiny_classifier("distilbert", tmp_path / "m")
+    write_reviews(tmp_path / "train.csv", rows=30)
+    write_reviews(tmp_path / "dev.csv", rows=12, seed=3)
+    config = load_study(_study(tmp_path, model, strategies=[{"name": "random", "n_trials": 1},
+                                                            {"name": "budgetformer", "n_trials": 1}]))
+    with pytest.raises(Exception, match="budgetformer: the per-input runtime"):
+        run_study(config, progress=False, echo=lambda *_: None)
+    assert not (config.out_dir / "optuna.db").exists()
+
+
+def test_labels_are_matched_to_the_model_order(tmp_path):
+    model = save_tiny_classifier("roberta", tmp_path / "m")
+    write_reviews(tmp_path / "train.csv", rows=30, labels=("neutral", "Positive", "NEGATIVE"))  # other order and case
+    write_reviews(tmp_path / "dev.csv", rows=12, seed=3, labels=("neutral", "Positive", "NEGATIVE"))
+    context, _ = build_context(load_study(_study(tmp_path, model, strategies=[{"name": "dense", "n_trials": 1}])),
+                               progress=False)
+    assert context.search.label_names == LABELS
+    raw = [line.split(",")[2] for line in (tmp_path / "dev.csv").read_text().splitlines()[1:]]
+    assert [LABELS[y] for y in context.search.labels] == [r.lower() for r in raw]
+    ids = tmp_path / "ids.csv"
+    ids.write_text("text,label\n" + "".join(f"good film {i},{i % 3}\n" for i in range(12)))
+    context, _ = build_context(load_study(_study(tmp_path, model, strategies=[{"name": "dense", "n_trials": 1}],
+                                                 train=ids, dev=ids, text_column="text", label_column="label",
+                                                 output="run-ids")), progress=False)
+    assert context.dense.meta["labels_matched"].startswith("by class id: 0 -> negative")
+
+
+def _study(tmp_path, model, *, strategies, head_unit="query", output="run", **data) -> Path:
+    files = data or {"train": tmp_path / "train.csv", "dev": tmp_path / "dev.csv", "text_column": "review",
+                     "label_column": "sentiment"}
+    study = {"name": "mine", "output": str(tmp_path / output), "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+             "data": {**{k: str(v) for k, v in files.items()}, "scoring_rows": 16},
+             "model": {"source": str(model), "max_length": 16, "train": None, "head_unit": head_unit},
+             "hardware": {"seq_len": 16, "repeats": 1}, "strategies": strategies}
+    path = tmp_path / f"{output}.yaml"
+    path.write_text(json.dumps(study))
+    return path
+
