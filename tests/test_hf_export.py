@@ -47,3 +47,30 @@ def test_load_transformers_refuses_a_builtin_export(tiny_builtin, tmp_path):
     out = export(tiny_builtin, tmp_path / "builtin", onnx=False)
     with pytest.raises(ExportError, match="not a transformers model; use load"):
         load_transformers(out)
+
+
+@pytest.mark.slow
+def test_minilm_as_a_transformers_classifier(tmp_path):
+    """The real pretrained MiniLM-L6 (6 x 12 heads) as BertForSequenceClassification: gated == pruned == export ==
+    ONNX, with a layer emptied and uneven counts elsewhere."""
+    ort = pytest.importorskip("onnxruntime")
+    transformers = pytest.importorskip("transformers")
+    from headsearch.data.tokenizers import TransformersTokenizer
+    from headsearch.models import minilm_path
+
+    torch.manual_seed(0)
+    folder = tmp_path / "minilm-classifier"
+    hf = transformers.BertForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=2, local_files_only=True)
+    hf.save_pretrained(folder)
+    TransformersTokenizer.load(minilm_path()).hf.save_pretrained(folder)
+    clf = open_classifier(folder, max_length=32)
+    config = HeadConfig(((), (0, 5, 11), tuple(range(12)), (3,), (1, 2, 3, 4, 5, 6), (7, 8)), 12)
+    texts = ["a gripping, beautifully shot film", "dull and far too long", "it is not bad at all"]
+    gated = clf.logits(texts, gates=torch.tensor(config.mask()))
+    assert not torch.allclose(gated, clf.logits(texts), atol=1e-3)
+    assert torch.allclose(clf.prune(config).logits(texts), gated, atol=1e-4)
+    out = export(clf, tmp_path / "export", head_config=config)
+    assert torch.allclose(load(out).logits(texts), gated, atol=1e-4)
+    ids, mask = clf.encode(texts)
+    onnx = ort.InferenceSession(str(out / "model.onnx")).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    assert torch.allclose(torch.from_numpy(onnx[0]), gated, atol=1e-4)

@@ -134,3 +134,20 @@ def _study(tmp_path, model, *, strategies, head_unit="query", output="run", **da
     path.write_text(json.dumps(study))
     return path
 
+
+
+def test_train_and_export_the_builtin_encoder_on_a_users_file(user_files, tmp_path):
+    root, _ = user_files
+    out = tmp_path / "model"
+    result = cli("train", "--data", str(root / "reviews.csv"), "--out", str(out), "--epochs", "1", "--layers", "2",
+                 "--heads", "2", "--hidden", "16", "--ffn", "16", "--max-length", "16")
+    assert result.returncode == 0, result.stderr
+    assert "reviews[dev 0.1, seed 0]" in result.stdout
+    heads = tmp_path / "heads.json"
+    HeadConfig(((0,), (1,)), 2).save(heads)
+    result = cli("export", str(out), "--heads", str(heads), "--out", str(tmp_path / "export"), "--no-onnx",
+                 "--seq-len", "16", "--repeats", "1")  # the model card is measured on the dev split the model recorded
+    assert result.returncode == 0, result.stderr
+    assert "reviews[dev 0.1, seed 0]" in (tmp_path / "export" / "model_card.md").read_text()
+    result = cli("train", "--data", str(tmp_path / "missing.csv"))
+    assert result.returncode == 2 and "Data file not found" in result.stderr

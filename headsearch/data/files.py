@@ -162,6 +162,9 @@ def _datasets_rows(path: Path, columns: Columns, split: str | None) -> tuple[lis
         if split is None or split not in ds:
             raise DataError(f"{path}: holds the splits {sorted(ds)}; name one of them for each split.")
         ds = ds[split]
+    elif split is not None:
+        raise DataError(f"{path}: one dataset without splits; give data.split fractions (e.g. {{dev: 0.1, test: 0.1}}) "
+                        "to divide it.")
     missing = [c for c in columns.needed if c not in ds.column_names]
     if missing:
         raise DataError(f"{path}: no column(s) {missing}; it has {ds.column_names}.")

@@ -44,6 +44,7 @@ from headsearch.head_signatures import DISTANCES, class_stats, separability_feat
 from headsearch.heads import HeadConfig
 from headsearch.knee import Knee, find_knee
 from headsearch.mask_eval import MaskEvaluator
+from headsearch.models.headed import HeadedModel
 from headsearch.models.training import TrainConfig, accuracy, recover
 from headsearch.report.plots import knee_png
 from headsearch.strategies._budget import one_shot_importance
@@ -191,9 +192,18 @@ def _select(context: StudyContext, s: CAHPSettings) -> Selection:
     return Selection(config, sweep[chosen].k, knee, tuple(x), tuple(y), sweep[chosen], restored)
 
 
+MIN_HEADS = 5  # k-medoids sweeps k = 2 .. N-1, and a knee needs three points
+
+
 class CAHPStrategy(Strategy):
     name = "cahp"
     search_space = "cahp.yaml"
+
+    @classmethod
+    def check_model(cls, model: HeadedModel) -> None:
+        if model.num_layers * model.num_heads < MIN_HEADS:
+            raise HeadsearchError(f"cahp: clustering needs at least {MIN_HEADS} heads to choose among; this model has "
+                                  f"{model.num_layers * model.num_heads} (search by query head, or drop cahp).")
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         s = CAHPSettings.from_params(params)
