@@ -136,7 +136,7 @@ def load_transformers(path: str | Path) -> tuple[Any, Any]:
     clf = load(path)
     if not isinstance(clf.model, TransformersClassifier):
         raise ExportError(f"{path}: an export of headsearch's own encoder, not a transformers model; use load().")
-    return clf.model.release(), clf.tokenizer.hf
+    return clf.model.hf, clf.tokenizer.hf
 
 
 def _write_onnx(clf: TextClassifier, file: Path) -> None:

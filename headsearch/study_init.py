@@ -18,16 +18,17 @@ from headsearch.models.hf.folder import read_config
 from headsearch.models.hf.user_model import is_sequence_classifier
 from headsearch.study_config import load_study
 
-# a first study that finishes on a laptop CPU in tens of minutes for a BERT-base-sized model
+# a first study: every strategy that runs on a transformers model, a few trials each (raise n_trials later,
+# `headsearch run STUDY --resume --n-trials N`)
 STRATEGIES = """\
   - {name: dense, n_trials: 1}
   - {name: importance, n_trials: 20}     # Michel et al. gradient importance, one-shot or iterative
   - {name: nas, n_trials: 20}            # NSGA-II over per-layer head counts
   - {name: random, n_trials: 20}         # the baseline every strategy must beat
   - {name: cahp, n_trials: 2}            # clusters of heads with similar class separability, knee-chosen count
-  - {name: astar, n_trials: 1}           # best-first search for the most heads removable within a tolerance
+  - {name: astar, n_trials: 1, space: {eval_budget: {low: 200, high: 400}}}   # most heads removable within a tolerance
   - {name: static_gates, n_trials: 2}    # gates learned for one budget (fine-tunes a copy of your model)
-  - {name: budgeted_gates, n_trials: 3}  # one gated checkpoint for every budget
+  - {name: budgeted_gates, n_trials: 3, space: {adapt_epochs: {high: 0}}}     # one gated checkpoint for every budget
 """
 
 

@@ -116,6 +116,8 @@ def test_gate_function_equals_gate_tensor(family_clf):
     assert [s[0] for s in seen] == list(range(model.num_layers))
     with pytest.raises(HeadConfigError, match=r"Gates must have shape \[layers, heads\]"):
         model(ids, mask, gates=torch.ones(model.num_layers, model.num_heads + 1))
+    # hooks live for the gated pass only: the bare model (what latency is measured on, and exported) has none
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.hf.modules())
 
 
 def test_pairs_get_the_tokenizers_segment_ids(family_clf):

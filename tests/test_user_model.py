@@ -151,3 +151,34 @@ def test_train_and_export_the_builtin_encoder_on_a_users_file(user_files, tmp_pa
     assert "reviews[dev 0.1, seed 0]" in (tmp_path / "export" / "model_card.md").read_text()
     result = cli("train", "--data", str(tmp_path / "missing.csv"))
     assert result.returncode == 2 and "Data file not found" in result.stderr
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"dataset": "sst2", "train": "t.csv"}, "give either dataset (sst2) or your own files"),
+    ({"dev": "d.csv"}, "the train file is missing"),
+    ({"train": "t.csv", "file": "all.csv"}, "give either one file per split"),
+    ({"train": "t.csv", "split": {"dev": 0.1}}, "`split` fractions divide one `file`"),
+    ({"file": "all.csv", "split": {"valid": 0.1}}, "data.split.valid"),
+    ({"dataset": "imdb"}, "must be one of"),
+])
+def test_data_sections_that_cannot_work_are_refused_when_read(tmp_path, data, message):
+    from headsearch.errors import HeadsearchError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "data": data, "strategies": [{"name": "dense"}]}))
+    with pytest.raises(HeadsearchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_study(path)
+
+
+def test_a_classifier_folder_is_not_trained(tmp_path, user_files):
+    from headsearch.errors import HeadsearchError
+
+    root, model = user_files
+    study = json.loads(_study(tmp_path, model, strategies=[{"name": "dense", "n_trials": 1}],
+                              train=root / "reviews.csv", dev=root / "reviews.csv", text_column="review",
+                              label_column="sentiment").read_text())
+    study["model"]["train"] = {"epochs": 1}
+    path = tmp_path / "trained.yaml"
+    path.write_text(json.dumps(study))
+    with pytest.raises(HeadsearchError, match="fine-tuned classifier, searched as it is; remove model.train"):
+        build_context(load_study(path), progress=False)

@@ -2,7 +2,11 @@
 
 from headsearch.models.bert import MINILM, load_bert, minilm_path
 from headsearch.models.builtin import BuiltinConfig, build_builtin
-from headsearch.models.classifier import EncoderSpec, HeadedClassifier, HeadRecord
+from headsearch.models.classifier import EncoderSpec, HeadedClassifier
+from headsearch.models.headed import HeadedModel, HeadRecord
+from headsearch.models.hf.model import TransformersClassifier
+from headsearch.models.hf.user_model import open_classifier
+from headsearch.models.shape import ModelShape
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, accuracy, train, train_or_load
 
@@ -12,12 +16,16 @@ __all__ = [
     "EncoderSpec",
     "HeadRecord",
     "HeadedClassifier",
+    "HeadedModel",
+    "ModelShape",
+    "TransformersClassifier",
     "TextClassifier",
     "TrainConfig",
     "accuracy",
     "build_builtin",
     "load_bert",
     "minilm_path",
+    "open_classifier",
     "train",
     "train_or_load",
 ]

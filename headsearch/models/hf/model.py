@@ -1,7 +1,8 @@
 """TransformersClassifier: the user's Hugging Face ``*ForSequenceClassification`` model as a HeadedModel.
 
 The model runs as transformers runs it (its own embeddings, attention kernels, pooling and fine-tuned
-head); headsearch adds forward hooks, never a second implementation:
+head); headsearch adds forward hooks, never a second implementation, and only for the forward passes that
+need them (a plain forward, the one latency is measured on, runs the bare model):
 
 - gates: a pre-hook on each layer's output projection multiplies every head's slice of its input (the
   heads' concatenated outputs) by the head's gate; a ``GateFn`` is evaluated by a pre-hook on the layer,
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import copy
 import inspect
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import torch
@@ -71,8 +72,6 @@ class TransformersClassifier(HeadedModel):
         self._layer_gates: dict[int, torch.Tensor] = {}
         self._mask: torch.Tensor | None = None
         self._record: HeadRecord | None = None
-        self._handles: list[Any] = []
-        self._install_hooks()
 
     # -- structure --------------------------------------------------------------------------------------
     def _layers(self) -> nn.ModuleList:
@@ -149,7 +148,8 @@ class TransformersClassifier(HeadedModel):
         if self._record is not None and self._record.want_attention:
             kwargs["output_attentions"] = True
         try:
-            return self.hf(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+            with self._hooks():
+                return self.hf(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
         finally:
             self._gates, self._gate_fn, self._mask = None, None, None
             self._layer_gates.clear()
@@ -182,48 +182,39 @@ class TransformersClassifier(HeadedModel):
             missing = sorted(set(wanted) - set(now))
             if missing:
                 raise HeadConfigError(f"Layer {layer}: query heads {missing} were already pruned; cannot keep them.")
-        pruned = copy.deepcopy(self)
-        for layer, now, wanted in zip(pruned._layers(), self._kept, keep, strict=True):
+        hf = copy.deepcopy(self.hf)
+        for layer, now, wanted in zip(get_module(hf.base_model, self.family.layers), self._kept, keep, strict=True):
             prune_layer(layer, self.family, head_dim=self.head_dim, group_size=self._group, current=now, keep=wanted)
-        return TransformersClassifier(pruned.hf, self.family, unit=self.unit, pair_separator=self.pair_separator,
+        return TransformersClassifier(hf, self.family, unit=self.unit, pair_separator=self.pair_separator,
                                       kept=keep, shape=self._shape)
 
     def reinitialized(self, seed: int) -> TransformersClassifier:
         torch.manual_seed(seed)
-        with _hooks_removed(self):
-            hf = type(self.hf)(copy.deepcopy(self.hf.config))
+        hf = type(self.hf)(copy.deepcopy(self.hf.config))
         return TransformersClassifier(hf.to(next(self.hf.parameters()).device), self.family, unit=self.unit,
                                       pair_separator=self.pair_separator, shape=self._shape)
 
     def is_classifier_parameter(self, name: str) -> bool:
         return not name.startswith(f"hf.{self.hf.base_model_prefix}.")
 
-    def release(self) -> nn.Module:
-        """The transformers model without headsearch's hooks (this adapter stops gating and recording it)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        return self.hf
-
-    def __deepcopy__(self, memo: dict) -> TransformersClassifier:
-        with _hooks_removed(self):
-            hf = copy.deepcopy(self.hf, memo)
-        return TransformersClassifier(hf, self.family, unit=self.unit, pair_separator=self.pair_separator,
-                                      kept=self._kept, shape=self._shape)
-
-    # -- hooks -------------------------------------------------------------------------------------------
-    def _install_hooks(self) -> None:
-        """Hooks on ``hf``'s modules; an ``hf`` is driven by one adapter at a time (earlier hooks go)."""
-        for module in self.hf.modules():
-            for hooks in (module._forward_pre_hooks, module._forward_hooks):
-                for key in [k for k, h in hooks.items() if isinstance(h, _Hook)]:
-                    del hooks[key]
-        for i, layer in enumerate(self._layers()):
-            self._handles.append(layer.register_forward_pre_hook(_Hook(self, "_layer_input", i), with_kwargs=True))
-            output = get_module(layer, self.family.output)
-            self._handles.append(output.register_forward_pre_hook(_Hook(self, "_heads_output", i)))
-            core = get_module(layer, self.family.core)
-            self._handles.append(core.register_forward_hook(_Hook(self, "_attention_maps", i)))
+    # -- hooks, registered for one forward pass -------------------------------------------------------------
+    @contextmanager
+    def _hooks(self) -> Iterator[None]:
+        """The hooks this forward pass needs (none for a plain one), removed when it ends."""
+        gating, recording = self._gates is not None or self._gate_fn is not None, self._record is not None
+        handles = []
+        if gating or recording:
+            for i, layer in enumerate(self._layers()):
+                if self._gate_fn is not None:
+                    handles.append(layer.register_forward_pre_hook(partial(self._layer_input, i), with_kwargs=True))
+                handles.append(get_module(layer, self.family.output).register_forward_pre_hook(partial(self._heads_output, i)))
+                if recording:
+                    handles.append(get_module(layer, self.family.core).register_forward_hook(partial(self._attention_maps, i)))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _layer_input(self, i: int, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if self._gate_fn is not None:
@@ -233,7 +224,7 @@ class TransformersClassifier(HeadedModel):
     def _heads_output(self, i: int, module: nn.Module, args: tuple) -> tuple | None:
         """Pre-hook of layer ``i``'s output projection: gate (and record) each head's slice of its input."""
         gates = self._gates[:, i] if self._gates is not None else self._layer_gates.get(i)
-        if (gates is None and self._record is None) or not self._kept[i]:
+        if not self._kept[i]:
             return None
         x = args[0]
         n, d = len(self._kept[i]), self.head_dim
@@ -263,31 +254,3 @@ class TransformersClassifier(HeadedModel):
             if self._per_unit > 1:  # a unit's map: the mean of its query heads' maps
                 maps = maps.view(maps.shape[0], len(units), self._per_unit, *maps.shape[-2:]).mean(2)
         self._record.attention.append(maps)
-
-
-class _Hook:
-    """A hook calling ``adapter.<method>(layer, ...)`` through a weak reference: a deep copy of the
-    transformers model (``copy.deepcopy``, ``prune``) shares it instead of copying the adapter with it, and
-    the adapter's own copies reinstall their hooks."""
-
-    def __init__(self, adapter: TransformersClassifier, method: str, layer: int):
-        self.ref, self.method, self.layer = weakref.ref(adapter), method, layer
-
-    def __call__(self, *args: Any) -> Any:
-        adapter = self.ref()
-        return None if adapter is None else getattr(adapter, self.method)(self.layer, *args)
-
-    def __deepcopy__(self, memo: dict) -> _Hook:
-        return self
-
-
-@contextmanager
-def _hooks_removed(model: TransformersClassifier) -> Iterator[None]:
-    """Copies of ``model.hf`` should carry no hooks of ``model``: remove them for the block."""
-    for handle in model._handles:
-        handle.remove()
-    model._handles.clear()
-    try:
-        yield
-    finally:
-        model._install_hooks()
