@@ -5,9 +5,9 @@ shape (``LlamaForSequenceClassification``: 8 layers, 16 query heads in 4 key/val
 weights, at 25/50/75% of heads kept (the same count in every layer, which heads drawn with a fixed seed):
 
 - ``headsearch``: the model as headsearch prunes and evaluates it (``TransformersClassifier.prune``, hooks on);
-- ``hand``: a reference sliced without headsearch's code: BERT's projections cut by hand (the same layout);
-  for GQA query heads, a natively smaller ``LlamaConfig`` model with one key/value head per kept query head
-  (the layout that needs no repetition); for whole key/value groups, the native config with those groups;
+- ``hand``: a reference sliced by hand, without headsearch's code: BERT's projections (the same layout);
+  for GQA query heads, one key/value head per kept query head (copies of its group's rows: no repetition at
+  run time, more key/value rows); for whole key/value groups, the kept groups;
 - ``own``: headsearch's own encoder (explicit attention products) holding the same BERT weights, pruned alike.
 
 Every model of a row is timed round-robin with the dense model in one process (medians of ``--repeats``);
@@ -78,30 +78,31 @@ def hand_sliced_bert(hf: nn.Module, config: HeadConfig) -> nn.Module:
     return model.eval()
 
 
-def native_llama(hf: nn.Module, config: HeadConfig, unit: str) -> nn.Module:
-    """A LlamaConfig model with the kept heads as its own heads, weights copied: for query heads one key/value
-    head per kept query head; for groups, the kept groups."""
-    c = hf.config
-    group = c.num_attention_heads // c.num_key_value_heads
-    k = len(config.kept[0])
-    queries = [[q for u in kept for q in (range(u * group, (u + 1) * group) if unit == "kv_group" else (u,))]
-               for kept in config.kept]
-    kv_heads = k  # the kept groups, or one per kept query head
-    small = transformers.LlamaConfig(**{**c.to_dict(), "num_attention_heads": len(queries[0]),
-                                        "num_key_value_heads": kv_heads})
-    model = transformers.LlamaForSequenceClassification(small).eval()
-    model.load_state_dict({k_: v for k_, v in hf.state_dict().items() if "self_attn" not in k_}, strict=False)
-    d = c.head_dim
-    for src, dst, qs, kept in zip(hf.model.layers, model.model.layers, queries, config.kept, strict=True):
-        q_rows = torch.cat([torch.arange(q * d, (q + 1) * d) for q in qs])
-        kv = kept if unit == "kv_group" else [q // group for q in qs]
+def hand_sliced_llama(hf: nn.Module, config: HeadConfig, unit: str) -> nn.Module:
+    """Llama cut by hand, without headsearch's code: the kept query heads' rows; for query heads one key/value
+    head per kept query head (copies of its group's rows: the layout that needs no repetition at run time),
+    for whole groups the kept groups' rows."""
+    import copy
+
+    model = copy.deepcopy(hf)
+    c = model.config
+    group, d = c.num_attention_heads // c.num_key_value_heads, c.head_dim
+    for layer, kept in zip(model.model.layers, config.kept, strict=True):
+        queries = [q for u in kept for q in (range(u * group, (u + 1) * group) if unit == "kv_group" else (u,))]
+        kv = list(kept) if unit == "kv_group" else [q // group for q in queries]
+        q_rows = torch.cat([torch.arange(q * d, (q + 1) * d) for q in queries])
         kv_rows = torch.cat([torch.arange(g * d, (g + 1) * d) for g in kv])
-        s, t = src.self_attn, dst.self_attn
-        t.q_proj.weight.data = s.q_proj.weight.data[q_rows].clone()
-        t.k_proj.weight.data = s.k_proj.weight.data[kv_rows].clone()
-        t.v_proj.weight.data = s.v_proj.weight.data[kv_rows].clone()
-        t.o_proj.weight.data = s.o_proj.weight.data[:, q_rows].clone()
-    return model
+        attn = layer.self_attn
+        for name, rows in (("q_proj", q_rows), ("k_proj", kv_rows), ("v_proj", kv_rows)):
+            old = getattr(attn, name)
+            new = nn.Linear(old.in_features, len(rows), bias=False)
+            new.weight.data = old.weight.data[rows].clone()
+            setattr(attn, name, new)
+        new = nn.Linear(len(q_rows), attn.o_proj.out_features, bias=False)
+        new.weight.data = attn.o_proj.weight.data[:, q_rows].clone()
+        attn.o_proj = new
+        attn.num_key_value_groups = group if unit == "kv_group" else 1
+    return model.eval()
 
 
 def own_encoder(hf: nn.Module, max_length: int):
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 config = uniform(dense, fraction, args.seed)
                 ratio = count_flops(dense.shape, config, args.seq_len).total / count_flops(dense.shape, full, args.seq_len).total
                 models = {"dense": dense, "headsearch": dense.prune(config),
-                          "hand": hand_sliced_bert(hf, config) if shape == "bert" else native_llama(hf, config, unit)}
+                          "hand": hand_sliced_bert(hf, config) if shape == "bert" else hand_sliced_llama(hf, config, unit)}
                 if own is not None:
                     models |= {"own dense": own, "own": own.prune(config)}
                 ms = time_round_robin(models, inputs, profile, args.repeats)
