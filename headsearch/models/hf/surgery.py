@@ -29,6 +29,14 @@ def get_module(root: nn.Module, path: str) -> nn.Module:
     return root
 
 
+def has_module(root: nn.Module, path: str) -> bool:
+    try:
+        get_module(root, path)
+    except AttributeError:
+        return False
+    return True
+
+
 def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     parent, _, name = path.rpartition(".")
     setattr(get_module(root, parent) if parent else root, name, module)
@@ -116,7 +124,7 @@ def prune_layer(layer: nn.Module, family: Family, *, head_dim: int, group_size: 
         return
     set_module(layer, family.query, _sliced(get_module(layer, family.query), q_index, 0))
     for path in family.per_head:
-        if _has(layer, path):
+        if has_module(layer, path):
             set_module(layer, path, _sliced(get_module(layer, path), q_index, 0))
     set_module(layer, family.output, _sliced(output, q_index, 1))
     groups_now = sorted({q // group_size for q in current})
@@ -137,11 +145,3 @@ def prune_layer(layer: nn.Module, family: Family, *, head_dim: int, group_size: 
         core.all_head_size = len(keep) * head_dim
     if hasattr(core, "num_key_value_groups"):
         core.num_key_value_groups = per_group.pop() if uniform else 1
-
-
-def _has(root: nn.Module, path: str) -> bool:
-    try:
-        get_module(root, path)
-    except AttributeError:
-        return False
-    return True
