@@ -317,7 +317,8 @@ def init(
     written = write_study(model_dir, data, out or Path("studies") / f"{study_name}.yaml", dev=dev, test=test,
                           name=study_name, text_column=text_column, pair_column=text_pair_column,
                           label_column=label_column, max_length=max_length, overwrite=overwrite)
-    typer.echo(written.read_text().splitlines()[1].lstrip("# "))
+    for line in written.read_text().splitlines()[:2]:
+        typer.echo(line.lstrip("# "))
     typer.echo(f"wrote {written}; run it with: headsearch run {written}")
 
 

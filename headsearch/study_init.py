@@ -82,7 +82,7 @@ def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = No
     text_yaml = text if pair is None else f"{text}\n  text_pair_column: {pair}"
     study = f"""\
 # Written by `headsearch init` for {family.name} model {model_dir} and data {data}.
-# Labels matched {matched}. Run it with: headsearch run {out}
+# Columns: text {text!r}{f", pair {pair!r}" if pair else ""}, label {label!r}; labels matched {matched}.
 name: "{name}"
 seed: 0
 data:

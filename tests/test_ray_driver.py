@@ -104,7 +104,7 @@ def test_two_trials_run_at_once_on_two_cpus(tmp_path, slow_control):
     """With --max-concurrent 2, trials overlap in time (each sleeps 1.5 s in its proposal), and the study
     ends with exactly its trials, run by two Ray workers."""
     config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
-    slow_control.write_text(json.dumps({"SLOW_S": 1.5}))
+    slow_control.write_text(json.dumps({"SLOW_S": 1.5, "GENERATION": str(tmp_path)}))
     try:
         run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=2)
     finally:
@@ -121,7 +121,8 @@ def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slo
     """A Ray worker killed in its third trial: that trial is FAIL (and an MLflow run with the Ray error),
     the two it finished stay, and the last trial runs in a new worker."""
     config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
-    slow_control.write_text(json.dumps({"SLOW_AFTER": 2, "SLOW_S": 600}))  # per worker: 2 quick trials, then hangs
+    # per worker: 2 quick trials, then hangs (a new generation: a worker reused from an earlier test starts at 0)
+    slow_control.write_text(json.dumps({"SLOW_AFTER": 2, "SLOW_S": 600, "GENERATION": str(tmp_path)}))
     storage, killed = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}", []
 
     def kill_the_hanging_worker() -> None:

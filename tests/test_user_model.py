@@ -48,7 +48,7 @@ def test_init_run_export(user_files):
     written = yaml.safe_load(study.read_text())
     assert written["data"]["text_column"] == "review" and written["data"]["label_column"] == "sentiment"
     assert written["data"]["split"] == {"dev": 0.1, "test": 0.1} and written["model"]["train"] is None
-    assert "Labels matched by name" in study.read_text()
+    assert "labels matched by name" in study.read_text() and "labels matched by name" in result.stdout
     # a smaller search than init writes, so that the test is quick
     written.update(output=str(root / "run"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
                    hardware={"seq_len": 16, "repeats": 1},

@@ -1,6 +1,7 @@
 """Test plug-in: keeps the first k heads of every layer, slowly: SLOW_AFTER fast proposals (per process), then
 SLOW_S seconds each. Both come from the environment, or from the JSON file SLOW_CONTROL names when it exists
-(read at each proposal: Ray workers keep the environment of the Ray instance's start)."""
+(read at each proposal: Ray workers keep the environment of the Ray instance's start). A new GENERATION in the
+file restarts the count: a worker process that served an earlier test must not carry its count over."""
 
 import json
 import os
@@ -15,8 +16,12 @@ class SlowHeads(Strategy):
     name = "slow-heads"
     search_space = __file__.replace(".py", ".yaml")
     proposed = 0
+    generation = None
 
     def propose(self, params, context):
+        generation = _setting("GENERATION", None)
+        if generation != SlowHeads.generation:
+            SlowHeads.generation, SlowHeads.proposed = generation, 0
         SlowHeads.proposed += 1
         if SlowHeads.proposed > int(_setting("SLOW_AFTER", 0)):
             time.sleep(float(_setting("SLOW_S", 0)))
