@@ -1,12 +1,39 @@
-"""Write a folder all at once: build it beside the target, then rename, so no half-written folder remains."""
+"""Write a folder all at once: build it beside the target, then rename, so no half-written folder remains.
+
+The temporary folder is named ``.TARGET.PID.xxxx``: one left by a process that was killed (``kill -9``
+leaves no chance to clean up) is removed by the next write of the same target.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale(target: Path) -> list[Path]:
+    """Remove the temporary folders of ``target`` whose process is gone; returns them."""
+    removed = []
+    for sibling in target.parent.glob(f".{target.name}.*"):
+        pid = sibling.name[len(target.name) + 2:].split(".")[0]
+        if sibling.is_dir() and pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
 
 
 @contextmanager
@@ -16,7 +43,8 @@ def atomic_folder(target: str | Path, *, overwrite: bool = True) -> Iterator[Pat
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; choose another path or allow overwriting.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
     try:
         yield tmp
     except BaseException:

@@ -37,6 +37,13 @@ Threads = Annotated[int, typer.Option(help="CPU threads of the latency measureme
 Repeats = Annotated[int, typer.Option(help="Interleaved timing repeats (the median is reported).")]
 
 
+def _at_least_one(**options: int | None) -> None:
+    """Counts and sizes given on the command line: one line naming the first that is below 1."""
+    for name, value in options.items():
+        if value is not None and value < 1:
+            raise HeadsearchError(f"--{name.replace('_', '-')} must be at least 1 (got {value}).")
+
+
 def _dev_split(clf, data: Path | None, dataset: str | None, data_dir: Path | None):
     """The dev split the model card's accuracy is measured on: ``--data`` (a file with text and label columns),
     ``--dataset`` (a named one), or the data the model was trained or searched on (recorded in its folder).
@@ -135,6 +142,8 @@ def train(
     from headsearch.models import BuiltinConfig, TrainConfig, accuracy
     from headsearch.models.recipe import BaseModelRecipe, base_model, default_learning_rate
 
+    _at_least_one(train_rows=train_rows, epochs=epochs, batch_size=batch_size, max_length=max_length, layers=layers,
+                  heads=heads, hidden=hidden, ffn=ffn)
     if dev_data is not None and data is None:
         raise HeadsearchError("--dev needs --data (the training file).")
     data_config = _files_config(data, dev_data) if data is not None else _preset_config(dataset, data_dir)
@@ -170,28 +179,38 @@ def cost(
     threads: Threads = 1,
     repeats: Repeats = 11,
 ) -> None:
-    """FLOPs, parameters, memory and measured speedup of a head configuration against the dense model."""
-    from headsearch.cost import HardwareProfile, activation_bytes, count_flops, count_params, measure_speedup
+    """FLOPs, parameters, memory and measured speedup of a head configuration against the model as it is.
+
+    A dense folder is compared with --heads pruned from it; an export (already pruned) is priced as it is, and
+    against a further --heads. FLOPs ratios are to the unpruned shape."""
+    from headsearch.cost import HardwareProfile, activation_bytes, count_flops, count_params, measure_latency, measure_speedup
     from headsearch.heads import HeadConfig
 
+    _at_least_one(seq_len=seq_len, batch_size=batch_size, threads=threads, repeats=repeats)
     clf = _open_model(model_dir)
     shape = clf.model.shape
-    dense = HeadConfig.dense(shape.num_layers, shape.num_heads)
-    config = HeadConfig.load(heads) if heads else dense
+    full = HeadConfig.dense(shape.num_layers, shape.num_heads)
+    current = clf.model.head_config  # an export holds a pruned model: heads are still numbered as in the full one
+    config = HeadConfig.load(heads) if heads else current
     profile = HardwareProfile(threads=threads, batch_size=batch_size, seq_len=seq_len)
-    pruned = clf.model.prune(config)
-    timing = measure_speedup(clf.model, pruned, profile, repeats=repeats)
-    rows = []
-    for name, c, model in (("dense", dense, clf.model), ("config", config, pruned)):
+    models = [("dense" if current == full else "folder", current, clf.model)]
+    if config != current:
+        models.append(("config", config, clf.model.prune(config)))
+        timing = measure_speedup(clf.model, models[1][2], profile, repeats=repeats)
+        times = [timing.dense.median_ms, timing.pruned.median_ms]
+    else:
+        times = [measure_latency(clf.model, profile, repeats=repeats).median_ms]
+    full_flops = count_flops(shape, full, seq_len).total
+    typer.echo(f"{'':7}{'heads':>7}{'MFLOPs':>11}{'attn MFLOPs':>13}{'FLOPs ratio':>13}{'params':>11}{'act. MiB':>10}"
+               f"{'ms/batch':>10}")
+    for (name, c, model), ms in zip(models, times, strict=True):
         f = count_flops(shape, c, seq_len)
-        rows.append((name, c.total_kept, f.total, f.attention, count_params(model),
-                     activation_bytes(shape, c, seq_len, batch_size=batch_size),
-                     timing.dense.median_ms if name == "dense" else timing.pruned.median_ms))
-    typer.echo(f"{'':7}{'heads':>7}{'MFLOPs':>11}{'attn MFLOPs':>13}{'params':>11}{'act. MiB':>10}{'ms/batch':>10}")
-    for name, kept, flops, attn, params, mem, ms in rows:
-        typer.echo(f"{name:7}{kept:>7}{flops / 1e6:>11.1f}{attn / 1e6:>13.1f}{params:>11,}{mem / 2**20:>10.2f}{ms:>10.2f}")
-    typer.echo(f"FLOPs ratio {rows[1][2] / rows[0][2]:.3f}; measured speedup {timing.speedup:.3f}x "
-               f"(median of {repeats} interleaved repeats)")
+        typer.echo(f"{name:7}{c.total_kept:>7}{f.total / 1e6:>11.1f}{f.attention / 1e6:>13.1f}{f.total / full_flops:>13.3f}"
+                   f"{count_params(model):>11,}{activation_bytes(shape, c, seq_len, batch_size=batch_size) / 2**20:>10.2f}"
+                   f"{ms:>10.2f}")
+    if len(models) == 2:
+        typer.echo(f"measured speedup of config over {models[0][0]} {timing.speedup:.3f}x (median of {repeats} interleaved "
+                   "repeats)")
     typer.echo("profile " + json.dumps(profile.to_dict()))
 
 
@@ -233,8 +252,15 @@ def export(
     from headsearch.objectives import Evaluator
     from headsearch.study import RUN_FILE
 
+    _at_least_one(seq_len=seq_len, batch_size=batch_size, threads=threads, repeats=repeats)
     if data is not None and dataset is not None:
         raise HeadsearchError("--data and --dataset both name the evaluation data; give one.")
+    if (strategy is None) != (trial is None):
+        raise HeadsearchError("--strategy and --trial go together (trial numbers are per strategy); give both, or --pick.")
+    if pick is not None and trial is not None:
+        raise HeadsearchError("--pick chooses a trial itself; give --pick or --strategy/--trial, not both.")
+    if max_accuracy_drop is not None and max_accuracy_drop < 0:
+        raise HeadsearchError(f"--max-accuracy-drop must be >= 0 (got {max_accuracy_drop}; 0.01 = 1 point).")
     if (source / RUN_FILE).is_file():
         config, chosen, trial_model = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
         if heads:
@@ -277,8 +303,6 @@ def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, tria
 
     points = load_points(run_dir)
     if trial is not None:
-        if strategy is None:
-            raise HeadsearchError("--trial needs --strategy (trial numbers are per strategy).")
         found = [p for p in points if p.strategy == strategy and p.trial == trial]
         if not found:
             raise HeadsearchError(f"No completed trial {trial} of strategy {strategy!r} in {run_dir}.")
@@ -311,6 +335,7 @@ def init(
     """Write a ready study YAML for your model and data: columns detected, labels checked against the model."""
     from headsearch.study_init import write_study
 
+    _at_least_one(max_length=max_length)
     if (test is not None) and dev is None:
         raise HeadsearchError("--test needs --dev (with one file, dev and test are split from it).")
     study_name = name or f"{model_dir.resolve().name}-{data.stem}"
@@ -343,8 +368,7 @@ def run(
 
     if driver != "ray" and (address is not None or max_concurrent is not None):
         raise HeadsearchError("--address and --max-concurrent apply to --driver ray; add --driver ray or drop them.")
-    if max_concurrent is not None and max_concurrent < 1:
-        raise HeadsearchError(f"--max-concurrent must be >= 1 (got {max_concurrent}).")
+    _at_least_one(n_trials=n_trials, max_concurrent=max_concurrent)
     config = load_study(study, output=out)
     run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo, driver=driver, address=address,
                         max_concurrent=max_concurrent, early_stopping=early_stopping)
@@ -369,6 +393,7 @@ def worker(
     from headsearch.study import run_study
     from headsearch.study_config import load_study
 
+    _at_least_one(n_trials=n_trials)
     config = load_study(study, output=out, storage=storage)
     run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo)
     _report(run_dir)

@@ -21,3 +21,10 @@ class ModelError(HeadsearchError):
 
 class ExportError(HeadsearchError):
     """An export folder is incomplete, corrupted or inconsistent."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's multi-line error as one line: the problem and where it is."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem

