@@ -6,9 +6,11 @@ anywhere on the command line shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,23 @@ SeqLen = Annotated[int, typer.Option(help="Sequence length that FLOPs and latenc
 BatchSize = Annotated[int, typer.Option(help="Batch size of the latency measurement.")]
 Threads = Annotated[int, typer.Option(help="CPU threads of the latency measurement.")]
 Repeats = Annotated[int, typer.Option(help="Interleaved timing repeats (the median is reported).")]
+
+
+class Stopped(HeadsearchError):
+    """A run stopped by Ctrl-C (exit 130) or SIGTERM (exit 143), reported in one line."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(f"stopped ({signal_name}): the trial that was running is failed and runs again with --resume.")
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (``headsearch.errors.Terminated``) end a run with one line, not click's "Aborted!"."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        raise Stopped(str(stop) or "Ctrl-C") from stop
 
 
 def _at_least_one(**options: int | None) -> None:
@@ -370,8 +389,9 @@ def run(
         raise HeadsearchError("--address and --max-concurrent apply to --driver ray; add --driver ray or drop them.")
     _at_least_one(n_trials=n_trials, max_concurrent=max_concurrent)
     config = load_study(study, output=out)
-    run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo, driver=driver, address=address,
-                        max_concurrent=max_concurrent, early_stopping=early_stopping)
+    with _stoppable():
+        run_dir = run_study(config, n_trials=n_trials, resume=resume, echo=typer.echo, driver=driver, address=address,
+                            max_concurrent=max_concurrent, early_stopping=early_stopping)
     _report(run_dir)
 
 
@@ -395,7 +415,8 @@ def worker(
 
     _at_least_one(n_trials=n_trials)
     config = load_study(study, output=out, storage=storage)
-    run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo)
+    with _stoppable():
+        run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo)
     _report(run_dir)
 
 
@@ -487,7 +508,7 @@ def main() -> None:
         if debug:
             raise
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 if __name__ == "__main__":

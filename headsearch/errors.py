@@ -23,6 +23,14 @@ class ExportError(HeadsearchError):
     """An export folder is incomplete, corrupted or inconsistent."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: a run ends the same way (trial failed and rerun later, MLflow
+    runs KILLED)."""
+
+    def __str__(self) -> str:
+        return "SIGTERM"
+
+
 def yaml_problem(exc: Exception) -> str:
     """PyYAML's multi-line error as one line: the problem and where it is."""
     mark = getattr(exc, "problem_mark", None)

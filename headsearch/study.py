@@ -11,9 +11,11 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import statistics
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from headsearch._fs import atomic_folder
 from headsearch.cost import HardwareProfile
 from headsearch.cost.latency_table import LatencyTable, measure_table
 from headsearch.data.text import TextDataset
-from headsearch.errors import HeadsearchError
+from headsearch.errors import HeadsearchError, Terminated
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
 from headsearch.models.classifier import HeadedClassifier
@@ -172,11 +174,13 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
          f"{dense_obj.latency_ms:.2f} ms")
     with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
         tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
+    for run_id in tracker.close_stale_runs():
+        echo(f"MLflow run {run_id} of a killed process ended as FAILED")
     hardware = evaluator.profile.to_dict()
     if evaluator.table is not None:  # predicted and measured latencies never share a front
         hardware["latency"] = "table"
     tags = {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}
-    with _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
+    with _sigterm_interrupts(), _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
         tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
                     metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
         run_info = {
@@ -237,6 +241,24 @@ def _write_run_info(out: Path, info: dict[str, Any]) -> None:
 DRIVERS = ("optuna", "ray")
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does: the running trial is failed with the reason and enqueued again,
+    MLflow runs end KILLED. (Only the main thread may set a handler; elsewhere SIGTERM keeps its default.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _driver_session(driver: str, address: str | None) -> contextlib.AbstractContextManager:
     if driver != "ray":
         return contextlib.nullcontext()
@@ -249,9 +271,9 @@ def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Ca
     """Logs each trial as an MLflow run nested under its strategy's run: parameters, objectives, the
     candidate's figures and files."""
     def log(record: TrialRecord) -> None:
-        status = "pruned" if record.pruned else "failed" if record.error else "complete"
         with tracker.run(f"{tags['strategy']}-{record.number}", parent_run_id=strategy_id,
-                         tags={**tags, "trial": str(record.number), "status": status}) as trial_id:
+                         tags={**tags, "trial": str(record.number), "status": record.status},
+                         end_status="KILLED" if record.killed else "FINISHED") as trial_id:
             metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
                        if isinstance(v, int | float)}
             metrics |= {f"info.{k}": v for k, v in record.info.items() if isinstance(v, int | float) and not isinstance(v, bool)}

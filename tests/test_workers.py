@@ -77,8 +77,11 @@ def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path):
     trials = _trials(storage)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and failed[0].user_attrs["worker"].endswith(f":{doomed.pid}")
-    complete = {t.number: t.values for t in trials if t.state == TrialState.COMPLETE}
-    assert len(complete) == 4 and finished_before.items() <= complete.items()  # nothing finished was lost
+    complete = {t.number: t for t in trials if t.state == TrialState.COMPLETE}
+    assert len(complete) == 5  # the killed trial does not count: its parameters ran again
+    assert finished_before.items() <= {n: t.values for n, t in complete.items()}.items()  # nothing finished was lost
+    rerun = [t for t in complete.values() if t.user_attrs.get("rerun_of") == failed[0].number]
+    assert len(rerun) == 1 and rerun[0].params == failed[0].params
 
 
 def test_unknown_storage_is_a_clear_error():
@@ -103,7 +106,8 @@ def test_only_trials_of_dead_processes_are_failed(tmp_path):
         if owner is not None:
             trial.set_user_attr(WORKER_ATTR, owner)
         numbers[label] = trial.number
-    assert fail_dead_trials(study) == [numbers["dead"]]  # a fresh unnamed trial may be a worker between ask and naming
+    # a fresh unnamed trial may be a worker between ask and naming itself
+    assert [number for number, _, _ in fail_dead_trials(study)] == [numbers["dead"]]
     states = {label: study.trials[n].state for label, n in numbers.items()}
     assert states == {"dead": TrialState.FAIL, "alive": TrialState.RUNNING, "elsewhere": TrialState.RUNNING,
                       "unnamed": TrialState.RUNNING}

@@ -6,12 +6,15 @@ gives NaN is recorded as failed with its reason, and the study goes on. Several 
 trials of one study at once (``headsearch worker``): each counts the trials finished or running in
 the storage before asking for another, gives back (as PRUNED) a trial beyond the count that a race
 handed it, and fails trials whose process died (``fail_dead_trials``).
+
+A killed trial (its process interrupted, or found dead) is failed with the reason, recorded in the
+study's user attributes (``killed:N``), and its parameters are enqueued to run again; it no longer
+counts towards ``n_trials``, so a study killed and resumed still ends with ``n_trials`` finished.
 """
 
 from __future__ import annotations
 
 import datetime
-import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,11 +23,11 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from headsearch._fs import process_alive
+from headsearch._process import died_here, worker_name
 from headsearch.errors import HeadsearchError
 from headsearch.objectives import DIRECTIONS
 from headsearch.search.storage import optuna_storage
-from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, worker_name
+from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner
 from headsearch.searchspace import SearchSpace
 
 SAMPLERS = {
@@ -74,31 +77,41 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
         check_hardware(study, dict(hardware))
     context = runner.context
     ran = 0
-    bar = tqdm(total=n_trials, desc=runner.strategy.name, unit="trial", disable=not progress, leave=False)
-    while True:
-        fail_dead_trials(study)
-        taken = len(counted_trials(study))
-        bar.n = min(taken, n_trials)
-        bar.refresh()
-        if taken >= n_trials:
-            break
-        trial = study.ask()
-        if _surplus(study, trial.number, n_trials):  # another worker asked at the same moment and got the last one
-            study.tell(trial, state=TrialState.PRUNED)
-            continue
-        trial.set_user_attr(WORKER_ATTR, worker_name())
-        if hardware is not None:
-            trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
-        outcome = runner.run(trial.number, lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
-        for key, value in outcome.attrs.items():
-            trial.set_user_attr(key, value)
-        if outcome.values is None:
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            study.tell(trial, outcome.values)
-        ran += 1
-    bar.close()
+    with tqdm(total=n_trials, desc=runner.strategy.name, unit="trial", disable=not progress, leave=False) as bar:
+        while True:
+            for number, params, reason in fail_dead_trials(study):
+                runner.killed(number, params, reason)
+            taken = len(counted_trials(study))
+            bar.n = min(taken, n_trials)
+            bar.refresh()
+            if taken >= n_trials:
+                break
+            trial = study.ask()
+            if _surplus(study, trial.number, n_trials):  # another worker asked at the same moment and got the last one
+                study.tell(trial, state=TrialState.PRUNED)
+                continue
+            trial.set_user_attr(WORKER_ATTR, worker_name())
+            if hardware is not None:
+                trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
+            try:
+                outcome = runner.run(trial.number,
+                                     lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
+            except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: fail it with the reason, run its parameters again later
+                reason = f"killed: {stop or 'interrupted'} during the trial"
+                trial.set_user_attr("fail_reason", reason)
+                study.tell(trial, state=TrialState.FAIL)
+                rerun_killed(study, trial.number, trial.params, reason)
+                raise
+            for key, value in outcome.attrs.items():
+                trial.set_user_attr(key, value)
+            if outcome.values is None:
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, outcome.values)
+            ran += 1
     return ran
+
+
 
 
 def check_hardware(study: optuna.Study, hardware: dict) -> None:
@@ -118,16 +131,31 @@ def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
 
 
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards ``n_trials``: finished, failed or running (not given back as PRUNED)."""
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
+    """The trials that count towards ``n_trials``: finished, failed or running (not given back as PRUNED),
+    except killed ones, whose parameters run again."""
+    killed = killed_trials(study)
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
+            if t.number not in killed]
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
+KILLED_PREFIX = "killed:"  # study user attribute killed:N = why trial N was killed
+
+
+def killed_trials(study: optuna.Study) -> dict[int, str]:
+    """Trial number -> why it was killed (it does not count, and its parameters were enqueued again)."""
+    return {int(k.removeprefix(KILLED_PREFIX)): v for k, v in study.user_attrs.items() if k.startswith(KILLED_PREFIX)}
+
+
+def rerun_killed(study: optuna.Study, number: int, params: Mapping[str, Any], reason: str) -> None:
+    study.set_user_attr(f"{KILLED_PREFIX}{number}", reason)
+    study.enqueue_trial(dict(params), user_attrs={"rerun_of": number})
+
+
+def fail_dead_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], str]]:
     """Fail the study's running trials whose process is gone (same host, pid no longer alive), and those
     that never named their process (recorded before trials did, or whose process died between ``ask`` and
-    naming itself: older than ``UNNAMED_GRACE_S``); returns their numbers. Trials of live processes, here
-    or on other hosts, are left alone."""
-    host = socket.gethostname()
+    naming itself: older than ``UNNAMED_GRACE_S``), and enqueue their parameters again; returns each one's
+    number, parameters and reason. Trials of live processes, here or on other hosts, are left alone."""
     dead = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER_ATTR)
@@ -136,10 +164,15 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
             started = t.datetime_start or datetime.datetime.now()
             if (datetime.datetime.now() - started).total_seconds() < UNNAMED_GRACE_S:
                 continue
+            reason = "killed: its process died before naming itself"
+        elif died_here(worker):
+            reason = f"killed: its process {worker} died"
         else:
-            where, _, pid = worker.rpartition(":")
-            if where != host or worker == worker_name() or process_alive(int(pid)):
-                continue
-        study.tell(t.number, state=TrialState.FAIL)
-        dead.append(t.number)
+            continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL)
+        except ValueError:  # another worker failed it at the same moment, and reruns it
+            continue
+        rerun_killed(study, t.number, t.params, reason)
+        dead.append((t.number, dict(t.params), reason))
     return dead

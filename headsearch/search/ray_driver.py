@@ -31,10 +31,11 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
+from headsearch._process import worker_name
 from headsearch.objectives import DIRECTIONS
 from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials
 from headsearch.search.storage import optuna_storage
-from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner, worker_name
+from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
 from headsearch.searchspace import SearchSpace
 
 TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray trial beside its parameters

@@ -8,8 +8,6 @@ and hand the same ``TrialRecord`` to the MLflow logger, so fronts, reports and e
 from __future__ import annotations
 
 import math
-import os
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +32,11 @@ class TrialRecord:
     info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
     artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
     pruned: bool = False  # stopped early by the driver's scheduler (Ray Tune's ASHA) at an intermediate report
+    killed: bool = False  # its process was interrupted or died; the driver runs its parameters again
+
+    @property
+    def status(self) -> str:
+        return "killed" if self.killed else "pruned" if self.pruned else "failed" if self.error else "complete"
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,6 @@ class Outcome:
     values: list[float] | None
     attrs: dict[str, Any]
     record: TrialRecord
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -83,7 +82,15 @@ class TrialRunner:
         except Exception as exc:  # a failing trial is data, not the end of the study
             error = f"{type(exc).__name__}: {exc}"
             attrs, values, result = {"fail_reason": error}, None, None
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: logged as killed, then the driver stops
+            self.killed(number, sampled, f"killed: {stop or 'interrupted'} during the trial")
+            raise
         record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
         if self.on_trial is not None:
             self.on_trial(record)
         return Outcome(values, attrs, record)
+
+    def killed(self, number: int, params: Mapping[str, Any], reason: str) -> None:
+        """Log trial ``number``, killed with its process (found by a later process, or interrupted here)."""
+        if self.on_trial is not None:
+            self.on_trial(TrialRecord(number, dict(params), None, None, "", reason, killed=True))
