@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from headsearch.errors import HeadsearchError, yaml_problem
+from headsearch.resources import packaged
 
-SEARCHSPACE_DIRS = (Path.cwd() / "searchspaces", Path(__file__).resolve().parents[1] / "searchspaces")
 _SYMBOLS = ("num_heads", "num_layers")
 
 Bound = float | int | Literal["num_heads", "num_layers"]
@@ -84,13 +84,16 @@ class SearchSpace(BaseModel):
 
 
 def _find(ref: str | Path) -> Path:
+    """A search-space file: a path, else ``searchspaces/NAME`` of the working directory (a user's own
+    override), else the one that ships with headsearch."""
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    for folder in SEARCHSPACE_DIRS:
+    folders = (Path.cwd() / "searchspaces", packaged("searchspaces"))
+    for folder in folders:
         if (folder / path.name).is_file():
             return folder / path.name
-    raise HeadsearchError(f"Search space {ref} not found (looked in {[str(d) for d in SEARCHSPACE_DIRS]}).")
+    raise HeadsearchError(f"Search space {ref} not found (looked in {[str(d) for d in folders]}).")
 
 
 def load_space(ref: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> SearchSpace:

@@ -12,6 +12,7 @@ from headsearch.data.files import Columns
 from headsearch.data.sources import DATASETS, DataSource, Source, preset
 from headsearch.errors import HeadsearchError, yaml_problem
 from headsearch.objectives import DIRECTIONS
+from headsearch.resources import packaged, packaged_names
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -156,11 +157,20 @@ class StudyConfig(BaseModel):
         return self.output or Path("runs") / self.name
 
 
+def find_study(ref: str | Path) -> Path:
+    """A study file: a path, or the name of a study that ships with headsearch (``quickstart``)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.suffix == "" and len(path.parts) == 1 and (packaged("studies") / f"{path}.yaml").is_file():
+        return packaged("studies") / f"{path}.yaml"
+    raise HeadsearchError(f"Study file not found: {ref} (or name one that ships with headsearch: "
+                          f"{', '.join(packaged_names('studies'))}).")
+
+
 def load_study(path: str | Path, **overrides: Any) -> StudyConfig:
     """Read ``path`` and validate it; ``overrides`` replace top-level fields (e.g. ``output``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise HeadsearchError(f"Study file not found: {path}")
+    path = find_study(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
