@@ -65,6 +65,11 @@ class SearchSpace(BaseModel):
         return [n for name, p in self.params.items()
                 for n in ([f"{name}_{i}" for i in range(num_layers)] if p.per_layer else [name])]
 
+    def defaults(self) -> dict[str, Any]:
+        """Each parameter's ``default`` (per-layer parameters have none): what a strategy uses for a parameter
+        it is not given, so the file is the one source of defaults."""
+        return {name: p.default for name, p in self.params.items() if p.default is not None and not p.per_layer}
+
     def suggest(self, trial: Any, num_layers: int, num_heads: int) -> dict[str, Any]:
         """Sample every parameter through an Optuna ``trial`` (or anything with the same suggest_* methods)."""
         out: dict[str, Any] = {}

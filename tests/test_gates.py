@@ -40,7 +40,7 @@ def test_gate_function_is_monotone_in_the_budget():
 def test_kept_heads_are_nested_across_budgets(trained):
     strategy = BudgetedGatesStrategy()
     kept = {b: strategy.propose({"budget": b}, trained).head_config for b in BUDGETS}
-    assert len([k for k in trained.cache if k[0] == "budgeted_gates"]) == 1  # one checkpoint for every budget
+    assert len(trained.cache[("models", "budgeted_gates")]) == 1  # one checkpoint for every budget
     for b1, b2 in itertools.combinations(BUDGETS, 2):
         assert kept[b1].is_subset_of(kept[b2]), (b1, b2)
 

@@ -36,3 +36,22 @@ def test_overrides_and_errors(tmp_path):
     bad.write_text("params:\n  x: {type: categorical, choices: [1], colour: red}\n")
     with pytest.raises(HeadsearchError, match=r"params\.x\.colour: Extra inputs are not permitted"):
         load_space(bad)
+
+
+def test_search_space_defaults_are_the_one_source():
+    """A strategy given no value for a parameter uses its search space's default; the settings classes that
+    library users build directly default to the same values."""
+    import dataclasses
+
+    from headsearch.strategies.astar import AStarSettings
+    from headsearch.strategies.cahp import CAHPSettings
+
+    for info in available().values():
+        space = load_space(info.cls.search_space)
+        assert info.cls.with_defaults({}) == space.defaults()
+        assert info.cls.with_defaults({"x": 1})["x"] == 1
+    for settings, strategy in ((AStarSettings, "astar"), (CAHPSettings, "cahp")):
+        defaults = load_space(available()[strategy].cls.search_space).defaults()
+        for field in dataclasses.fields(settings):
+            if field.name in defaults:
+                assert field.default == defaults[field.name], (strategy, field.name)

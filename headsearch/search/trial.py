@@ -7,6 +7,7 @@ and hand the same ``TrialRecord`` to the MLflow logger, so fronts, reports and e
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,16 @@ class Outcome:
     record: TrialRecord
 
 
+def _check_json(info: Mapping[str, Any]) -> None:
+    """A Candidate's ``info`` is stored as JSON by Optuna: anything else fails the trial here, with the key."""
+    for key, value in info.items():
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Candidate.info[{key!r}] is not JSON ({type(value).__name__}); give plain numbers, "
+                            "strings, lists or dicts (e.g. float(x) for a numpy or torch number)") from exc
+
+
 @dataclass
 class TrialRunner:
     """What running a trial needs, wherever it runs. ``save_model(trial_number, model)`` stores a candidate's
@@ -70,6 +81,7 @@ class TrialRunner:
             candidate = self.strategy.propose(sampled, self.context)
             config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
             artifacts = dict(candidate.artifacts)
+            _check_json(info)
             result = self.evaluate(candidate)
             values = [float(getattr(result, o)) for o in self.objectives]
             if any(math.isnan(v) for v in values):
@@ -87,7 +99,12 @@ class TrialRunner:
             raise
         record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
         if self.on_trial is not None:
-            self.on_trial(record)
+            try:
+                self.on_trial(record)
+            except Exception as exc:  # the tracking server failed: the trial fails with the reason, the study goes on
+                error = f"logging the trial failed: {type(exc).__name__}: {exc}"
+                attrs, values = {"fail_reason": error}, None
+                record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
         return Outcome(values, attrs, record)
 
     def killed(self, number: int, params: Mapping[str, Any], reason: str) -> None:

@@ -69,7 +69,7 @@ class AStarSettings:
     heuristic: Heuristic = "ablation"
     weight: float = 1.0             # w in the priority g + w*h: 1 = A*; below 1 = weighted A*, dives deeper sooner
     eval_budget: int = 2000         # masks scored at most (the dense mask included)
-    time_limit_s: float | None = None
+    time_limit_s: float | None = 1800.0  # wall clock per search; the best feasible state so far is returned
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.epsilon < 1.0:
@@ -234,13 +234,14 @@ class AStarStrategy(Strategy):
     search_space = "astar.yaml"
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
-        rows = int(params.get("eval_rows", 512))
+        params = self.with_defaults(params)
+        rows = int(params["eval_rows"])
         subset, heldout = context.search.split(rows, seed=context.seed)
         settings = AStarSettings(
-            epsilon=float(params.get("epsilon", 0.0)), branching=int(params.get("branching", 8)),
-            heuristic=params.get("heuristic", "ablation"), weight=float(params.get("weight", 1.0)),
-            eval_budget=int(params.get("eval_budget", 2000)),
-            time_limit_s=params.get("time_limit_s"),
+            epsilon=float(params["epsilon"]), branching=int(params["branching"]),
+            heuristic=params["heuristic"], weight=float(params["weight"]),
+            eval_budget=int(params["eval_budget"]),
+            time_limit_s=params["time_limit_s"],
         )
         result: AStarResult = context.cached(("astar", rows, settings), lambda: astar_prune(
             # tokenised once per subset, shared by its settings

@@ -8,7 +8,9 @@ the strategy object, so drivers in other processes can rebuild it.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -50,10 +52,26 @@ class StudyContext:
         return self.dense.model.num_layers
 
     def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """``cache[key]``, computed by ``compute()`` the first time it is asked for."""
+        """``cache[key]``, computed by ``compute()`` the first time it is asked for. For analyses whose keys
+        are few (settings from a short list); trained models go through ``cached_model``."""
         if key not in self.cache:
             self.cache[key] = compute()
         return self.cache[key]
+
+    MODELS_KEPT: ClassVar[int] = 2
+
+    def cached_model(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """Like ``cached``, for trained models keyed by their training setting (continuous parameters make
+        most keys unique): only the ``MODELS_KEPT`` most recently used per strategy (``key[0]``) stay, so
+        memory does not grow with every trial. A later trial with a dropped setting trains it again."""
+        models = self.cache.setdefault(("models", key[0]), OrderedDict())
+        if key in models:
+            models.move_to_end(key)
+            return models[key]
+        models[key] = value = compute()
+        while len(models) > self.MODELS_KEPT:
+            models.popitem(last=False)
+        return value
 
     @property
     def num_heads(self) -> int:
@@ -75,6 +93,13 @@ class Candidate:
     info: Mapping[str, Any] = field(default_factory=dict)
     model: TextClassifier | None = field(default=None, compare=False, repr=False)
     artifacts: Mapping[str, str | bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+@functools.cache
+def _space_defaults(search_space: str) -> dict[str, Any]:
+    from headsearch.searchspace import load_space
+
+    return load_space(search_space).defaults()
 
 
 class Strategy(ABC):
@@ -99,3 +124,8 @@ class Strategy(ABC):
     @abstractmethod
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         """Turn sampled ``params`` into a Candidate. Must be deterministic given params and context."""
+
+    @classmethod
+    def with_defaults(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` completed by the ``default``s of the strategy's search space (their one source)."""
+        return {**_space_defaults(cls.search_space), **params}

@@ -29,12 +29,13 @@ class BudgetedGatesStrategy(Strategy):
     search_space = "budgeted_gates.yaml"
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         L, H = context.num_layers, context.num_heads
-        budget = float(params.get("budget", 0.5))
+        budget = float(params["budget"])
         clf, gates, setting = checkpoint(context, params)
         order = [tuple(h) for h in clf.meta["head_order"]]
         config = keep_first(order, heads_for_budget(budget, L, H), L, H)
-        adapt = int(params.get("adapt_epochs", 0))
+        adapt = int(params["adapt_epochs"])
         if adapt:
             soft = gates.gates(budget).detach()
             model = recover(clf, config, training_rows(context, setting["train_rows"]),
@@ -52,13 +53,15 @@ class BudgetedGatesStrategy(Strategy):
 
 
 def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, BudgetGates, dict[str, Any]]:
-    """The budget-conditioned checkpoint for the training part of ``params``, trained once per study."""
+    """The budget-conditioned checkpoint for the training part of ``params`` (completed by the search space's
+    defaults), trained once per study."""
+    params = BudgetedGatesStrategy.with_defaults(params)
     setting = {
-        "learning_rate": trained_learning_rate(context.dense) * float(params.get("lr_scale", 1.0)),
-        "epochs": int(params.get("epochs", 3)), "train_rows": int(params.get("train_rows", 2000)),
-        "warm_start": bool(params.get("warm_start", True)), "budget_min": float(params.get("budget_min", 0.1)),
-        "mass_weight": float(params.get("mass_weight", 0.1)), "overshoot_weight": float(params.get("overshoot_weight", 1.0)),
-        "gate_lr": float(params.get("gate_lr", 0.1)),
+        "learning_rate": trained_learning_rate(context.dense) * float(params["lr_scale"]),
+        "epochs": int(params["epochs"]), "train_rows": int(params["train_rows"]),
+        "warm_start": bool(params["warm_start"]), "budget_min": float(params["budget_min"]),
+        "mass_weight": float(params["mass_weight"]), "overshoot_weight": float(params["overshoot_weight"]),
+        "gate_lr": float(params["gate_lr"]),
     }
 
     def fit() -> tuple:
@@ -67,7 +70,7 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
                             mass_weight=setting["mass_weight"], overshoot_weight=setting["overshoot_weight"],
                             learning_rate=setting["gate_lr"], seed=context.seed)
         # progress is the accuracy at the budget of the trial that trains the checkpoint
-        count = heads_for_budget(float(params.get("budget", 0.5)), context.num_layers, context.num_heads)
+        count = heads_for_budget(float(params["budget"]), context.num_layers, context.num_heads)
         train(clf, training_rows(context, setting["train_rows"]),
               TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
               gates=gates, progress=True,
@@ -76,5 +79,5 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         clf.meta["head_order"] = [list(h) for h in gates.order()]  # the keeping order; a multi-budget export records it
         return clf, gates
 
-    clf, gates = context.cached(("budgeted_gates", tuple(sorted(setting.items()))), fit)
+    clf, gates = context.cached_model(("budgeted_gates", tuple(sorted(setting.items()))), fit)
     return clf, gates, setting

@@ -49,8 +49,9 @@ class BudgetFormerStrategy(Strategy):
                                   "from this study.")
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         setting = _setting(params, context)
-        clf = context.cached(("budgetformer", tuple(sorted(setting.items()))), lambda: fit(context, setting))
+        clf = context.cached_model(("budgetformer", tuple(sorted(setting.items()))), lambda: fit(context, setting))
         routing = route(clf, context.search)
         s = routing.s.mean(1)  # per example, mean over layers
         heads = routing.kept.sum((1, 2)).float()
@@ -67,17 +68,17 @@ class BudgetFormerStrategy(Strategy):
 
 def _setting(params: Mapping[str, Any], context: StudyContext) -> dict[str, Any]:
     return {
-        "per_layer": bool(params.get("per_layer", True)), "s_min": float(params.get("s_min", 0.1)),
-        "s_max": float(params.get("s_max", 0.9)), "rounding": str(params.get("rounding", "ceil")),
-        "width": int(params.get("controller_width", 64)),
-        "budget_weight": float(params.get("budget_weight", 0.1)),
-        "entropy_weight": float(params.get("entropy_weight", 0.01)),
-        "tau_start": float(params.get("tau_start", 2.0)), "tau_end": float(params.get("tau_end", 0.2)),
-        "explore_fraction": float(params.get("explore_fraction", 0.5)), "noise": float(params.get("noise", 0.5)),
-        "router_lr": float(params.get("router_lr", 1e-3)),
-        "learning_rate": trained_learning_rate(context.dense) * float(params.get("lr_scale", 1.0)),
-        "epochs": int(params.get("epochs", 3)), "train_rows": int(params.get("train_rows", 2000)),
-        "warm_start": bool(params.get("warm_start", True)),
+        "per_layer": bool(params["per_layer"]), "s_min": float(params["s_min"]),
+        "s_max": float(params["s_max"]), "rounding": str(params["rounding"]),
+        "width": int(params["controller_width"]),
+        "budget_weight": float(params["budget_weight"]),
+        "entropy_weight": float(params["entropy_weight"]),
+        "tau_start": float(params["tau_start"]), "tau_end": float(params["tau_end"]),
+        "explore_fraction": float(params["explore_fraction"]), "noise": float(params["noise"]),
+        "router_lr": float(params["router_lr"]),
+        "learning_rate": trained_learning_rate(context.dense) * float(params["lr_scale"]),
+        "epochs": int(params["epochs"]), "train_rows": int(params["train_rows"]),
+        "warm_start": bool(params["warm_start"]),
     }
 
 

@@ -206,6 +206,7 @@ class CAHPStrategy(Strategy):
                                   f"{model.num_layers * model.num_heads} (search by query head, or drop cahp).")
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         s = CAHPSettings.from_params(params)
         sel = select(context, s)
         config = sel.head_config

@@ -50,13 +50,14 @@ class ImportanceStrategy(Strategy):
         one_shot_importance(context)
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         L, H = context.num_layers, context.num_heads
         budget = heads_for_fraction(params["fraction"], L, H)
-        normalize = params.get("normalize_layers", True)
-        if not params.get("iterative", False):
+        normalize = params["normalize_layers"]
+        if not params["iterative"]:
             scores = one_shot_importance(context, normalize_layers=normalize)
             return Candidate(keep_top(scores.tolist(), budget), f"top {budget} heads by importance")
-        step = params.get("step", 0.1)
+        step = params["step"]
         order = context.cached(("importance", "iterative", normalize, step),
                                lambda: removal_order(context, normalize_layers=normalize, step=step))
         removed = set(order[: L * H - budget])

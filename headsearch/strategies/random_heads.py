@@ -15,6 +15,7 @@ class RandomStrategy(Strategy):
     search_space = "random.yaml"
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         budget = heads_for_fraction(params["fraction"], context.num_layers, context.num_heads)
         rng = random.Random(params["seed"])
         scores = [[rng.random() for _ in range(context.num_heads)] for _ in range(context.num_layers)]

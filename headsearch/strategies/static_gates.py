@@ -29,14 +29,15 @@ class StaticGatesStrategy(Strategy):
     search_space = "static_gates.yaml"
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
+        params = self.with_defaults(params)
         L, H = context.num_layers, context.num_heads
-        budget = float(params.get("budget", 0.5))
+        budget = float(params["budget"])
         count = heads_for_budget(budget, L, H)
-        lr = trained_learning_rate(context.dense) * float(params.get("lr_scale", 1.0))
-        epochs, max_epochs = int(params.get("epochs", 1)), int(params.get("max_epochs", 5))
-        rows = int(params.get("train_rows", 2000))
-        warm = bool(params.get("warm_start", True))
-        weight, gate_lr = float(params.get("penalty", 5.0)), float(params.get("gate_lr", 0.1))
+        lr = trained_learning_rate(context.dense) * float(params["lr_scale"])
+        epochs, max_epochs = int(params["epochs"]), int(params["max_epochs"])
+        rows = int(params["train_rows"])
+        warm = bool(params["warm_start"])
+        weight, gate_lr = float(params["penalty"]), float(params["gate_lr"])
         def fit() -> tuple:
             clf = start_model(context, warm)
             gates = StaticGates(L, H, budget, weight=weight, learning_rate=gate_lr, seed=context.seed)
@@ -50,11 +51,11 @@ class StaticGatesStrategy(Strategy):
                                                               context.search))
             return clf, gates.order(), gates.expected_mass().item(), loss, ran
 
-        clf, order, mass, loss, ran = context.cached(
+        clf, order, mass, loss, ran = context.cached_model(
             ("static_gates", budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr), fit)
         config = keep_first(order, count, L, H)
         model = clf.prune(config)
-        recovery = int(params.get("recovery_epochs", 0))
+        recovery = int(params["recovery_epochs"])
         if recovery:
             train(model, training_rows(context, rows), TrainConfig(epochs=recovery, learning_rate=lr, seed=context.seed),
                   progress=True)
