@@ -1,7 +1,7 @@
 """A conformance suite every strategy passes (the shape of Optuna's ``optuna.testing.pytest_samplers``).
 
-Subclass ``StrategyConformance`` in a pytest module and set ``strategy_name`` (or override the
-``strategy`` fixture) to get these tests for a plug-in::
+Subclass ``StrategyConformance`` in a pytest module and set ``strategy_name`` (or override the class-scoped
+``conformance_name`` fixture) to get these tests for a plug-in::
 
     from headsearch.testing import StrategyConformance
 
@@ -10,6 +10,8 @@ Subclass ``StrategyConformance`` in a pytest module and set ``strategy_name`` (o
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import optuna
 import pytest
@@ -38,47 +40,66 @@ def tiny_context(seed: int = 0, *, layers: int = 3, heads: int = 4, trained: boo
     return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed, train=train_data)
 
 
+@dataclass
+class Proposals:
+    """What one conformance run of a strategy produced, shared by the checks of its class."""
+
+    strategy: Strategy
+    context: StudyContext
+    params: list[dict]
+    candidates: list[Candidate]
+    dense_before: dict
+
+
 class StrategyConformance:
+    """The checks every strategy passes. The strategy proposes once per sampled parameter set (``SEEDS``)
+    on one tiny context, and every check reads those proposals: one run per strategy."""
+
     strategy_name: str = ""
+    SEEDS = (0, 1, 2)
 
-    @pytest.fixture()
-    def strategy(self) -> Strategy:
-        return get(self.strategy_name).cls()
+    @pytest.fixture(scope="class")
+    @classmethod
+    def conformance_name(cls) -> str:
+        return cls.strategy_name
 
-    @pytest.fixture()
-    def context(self) -> StudyContext:
-        return tiny_context()
+    @pytest.fixture(scope="class")
+    @classmethod
+    def proposals(cls, conformance_name: str) -> Proposals:
+        strategy, context = get(conformance_name).cls(), tiny_context()
+        before = {k: v.clone() for k, v in context.dense.model.state_dict().items()}
+        strategy.prepare(context)
+        params = [cls._params(strategy, context, seed) for seed in cls.SEEDS]
+        return Proposals(strategy, context, params, [strategy.propose(p, context) for p in params], before)
 
-    def _params(self, strategy: Strategy, context: StudyContext, seed: int) -> dict:
+    @staticmethod
+    def _params(strategy: Strategy, context: StudyContext, seed: int) -> dict:
         space = load_space(strategy.search_space)
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
         return space.suggest(trial, context.num_layers, context.num_heads)
 
-    def test_has_name_and_loadable_search_space(self, strategy: Strategy) -> None:
-        assert strategy.name == self.strategy_name
+    def test_has_name_and_loadable_search_space(self, conformance_name: str) -> None:
+        strategy = get(conformance_name).cls()
+        assert strategy.name == conformance_name
         load_space(strategy.search_space)
 
-    def test_proposals_fit_the_model(self, strategy: Strategy, context: StudyContext) -> None:
-        strategy.prepare(context)
-        for seed in range(5):
-            candidate = strategy.propose(self._params(strategy, context, seed), context)
+    def test_proposals_fit_the_model(self, proposals: Proposals) -> None:
+        context = proposals.context
+        for candidate in proposals.candidates:
             assert isinstance(candidate, Candidate) and isinstance(candidate.head_config, HeadConfig)
             candidate.head_config.check_fits(context.num_layers, context.num_heads,
                                              allow_empty_layers=context.dense.model.can_skip_attention)
 
-    def test_proposals_are_deterministic(self, strategy: Strategy, context: StudyContext) -> None:
-        strategy.prepare(context)
-        params = self._params(strategy, context, 7)
-        assert strategy.propose(params, context) == strategy.propose(params, context)
+    def test_proposals_are_deterministic(self, proposals: Proposals) -> None:
+        strategy, context, params = proposals.strategy, proposals.context, proposals.params[0]
+        assert strategy.propose(params, context) == proposals.candidates[0]
         # a fresh strategy object and a fresh context reach the same answer: no hidden state
         other, fresh = type(strategy)(), tiny_context()
         other.prepare(fresh)
-        assert other.propose(params, fresh).head_config == strategy.propose(params, context).head_config
+        assert other.propose(params, fresh).head_config == proposals.candidates[0].head_config
 
-    def test_propose_does_not_change_the_dense_model(self, strategy: Strategy, context: StudyContext) -> None:
-        before = {k: v.clone() for k, v in context.dense.model.state_dict().items()}
-        strategy.prepare(context)
-        strategy.propose(self._params(strategy, context, 3), context)
+    def test_propose_does_not_change_the_dense_model(self, proposals: Proposals) -> None:
+        context = proposals.context
         after = context.dense.model.state_dict()
-        assert all(before[k].equal(after[k]) for k in before)
+        assert all(proposals.dense_before[k].equal(after[k]) for k in proposals.dense_before)
         assert context.dense.model.head_config == HeadConfig.dense(context.num_layers, context.num_heads)

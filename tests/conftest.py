@@ -34,13 +34,17 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
 
 
-@pytest.fixture()
-def tiny_builtin(tiny_task):
-    clf = build_builtin(tiny_task, BuiltinConfig(num_layers=3, num_heads=4, hidden_size=32, intermediate_size=48,
-                                                 max_length=16), seed=0)
+def make_tiny_builtin(task):
+    clf = build_builtin(task, BuiltinConfig(num_layers=3, num_heads=4, hidden_size=32, intermediate_size=48,
+                                            max_length=16), seed=0)
     _randomise(clf.model, 1)
     clf.model.eval()
     return clf
+
+
+@pytest.fixture()
+def tiny_builtin(tiny_task):
+    return make_tiny_builtin(tiny_task)
 
 
 WORDS = ["the", "a", "movie", "film", "good", "bad", "not", "great", "plot", "actor", "##s", "##ing", "was", "is", "."]
@@ -62,12 +66,16 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def tiny_bert(tiny_bert_dir):
-    clf = load_bert(tiny_bert_dir, label_names=("neg", "pos"), max_length=16)
+def make_tiny_bert(folder):
+    clf = load_bert(folder, label_names=("neg", "pos"), max_length=16)
     _randomise(clf.model.classifier, 3)
     clf.model.eval()
     return clf
+
+
+@pytest.fixture()
+def tiny_bert(tiny_bert_dir):
+    return make_tiny_bert(tiny_bert_dir)
 
 
 @pytest.fixture(scope="session")

@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from hf_models import save_tiny_classifier
+from inprocess import cli
 from tiny_study import write_study
 
 from headsearch._fs import atomic_folder
-from headsearch.cli import main
-
-
-def cli(monkeypatch, capsys, cwd: Path, *args: str) -> tuple[int, str, str]:
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["headsearch", *map(str, args)])
-    capsys.readouterr()  # what the test printed before
-    with pytest.raises(SystemExit) as ended:
-        main()
-    out = capsys.readouterr()
-    return ended.value.code or 0, out.out, out.err
-
-
-def files(folder: Path) -> set[Path]:
-    return {p.relative_to(folder) for p in folder.rglob("*")}
 
 
 @pytest.fixture()
@@ -62,6 +46,19 @@ def refused(monkeypatch, capsys, tmp_path):
 ])
 def test_bad_options(refused, tmp_path, args, message):
     write_study(tmp_path, [{"name": "dense", "n_trials": 1}])
+    refused(message, *args)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--dataset", "imdb"], "Unknown dataset 'imdb'"),
+    (["train", "--dataset", "sst2", "--data-dir", "/nonexistent"], "Data folder for sst2 not found"),
+    (["train", "--model", "/nonexistent", "--train-rows", "10"], "Model folder not found"),
+    (["cost", "/nonexistent"], "not a headsearch model folder"),
+    (["run", "missing.yaml"], "Study file not found: missing.yaml"),
+    (["show", "."], "not a headsearch run folder"),
+    (["export", ".", "--pick", "knee"], "is not a run folder"),
+])
+def test_missing_inputs(refused, args, message):
     refused(message, *args)
 
 

@@ -13,11 +13,6 @@ from headsearch.models.builtin import BuiltinConfig, _init_weights, build_builti
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.strategies.base import StudyContext
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
-from headsearch.testing import StrategyConformance
-
-
-class TestBudgetFormerConformance(StrategyConformance):
-    strategy_name = "budgetformer"
 
 
 def test_learned_budget_rises_with_the_number_of_lookups() -> None:

@@ -12,12 +12,7 @@ from headsearch.head_clusters import kmedoids_sweep, mean_simplified_silhouette
 from headsearch.head_signatures import ClassStats, class_stats, separability_features
 from headsearch.knee import find_knee
 from headsearch.strategies.cahp import CAHPSettings, CAHPStrategy, select
-from headsearch.testing import StrategyConformance, tiny_context
-
-
-class TestCAHPConformance(StrategyConformance):
-    strategy_name = "cahp"
-
+from headsearch.testing import tiny_context
 
 # -- the planted check: heads that are exact copies of each other ------------------------------------------
 COPIES = {0: [(0, 1, 2), (3, 4), (5, 6, 7)], 1: [(0, 1), (2, 3), (4, 5, 6, 7)]}  # layer -> copy groups

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from inprocess import cli
 
 from headsearch import HeadConfig
 from headsearch.export import load
@@ -49,30 +50,11 @@ def test_cost_and_export(trained, tmp_path):
     assert "| accuracy |" in card and "| speedup |" in card and "synthetic/dev" in card
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["train", "--dataset", "imdb"], "Unknown dataset 'imdb'"),
-        (["train", "--dataset", "sst2", "--data-dir", "/nonexistent"], "Data folder for sst2 not found"),
-        (["train", "--model", "/nonexistent", "--train-rows", "10"], "Model folder not found"),
-        (["cost", "/nonexistent"], "not a headsearch model folder"),
-        (["run", "missing.yaml"], "Study file not found: missing.yaml"),
-        (["show", "."], "not a headsearch run folder"),
-        (["export", ".", "--pick", "knee"], "is not a run folder"),
-    ],
-)
-def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
-    result = run(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not any(tmp_path.iterdir())  # nothing half-written
-
-
-def test_head_config_that_does_not_fit(trained, tmp_path):
+def test_head_config_that_does_not_fit(trained, tmp_path, monkeypatch, capsys):
     heads = tmp_path / "heads.json"
     heads.write_text(json.dumps({"num_heads": 2, "kept": [[0], [1], [0]]}))
-    result = run("export", str(trained), "--out", str(tmp_path / "out"), "--heads", str(heads), "--no-onnx")
-    assert result.returncode == 2 and "has 3 layers but the model has 2" in result.stderr
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "export", trained, "--out", "out", "--heads", heads, "--no-onnx")
+    assert code == 2 and "has 3 layers but the model has 2" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -81,6 +63,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_show_compare_and_export_from_run(tmp_path):
     study = tmp_path / "tiny.yaml"
     study.write_text(json.dumps({

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_bert, make_tiny_builtin
 
 from headsearch import HeadConfig
 from headsearch.errors import ExportError
@@ -21,11 +22,13 @@ def some_config(model) -> HeadConfig:
     return HeadConfig(tuple(kept), model.num_heads)
 
 
-@pytest.fixture(params=["builtin", "bert"])
-def exported(request, tiny_builtin, tiny_bert, tmp_path):
-    clf = tiny_builtin if request.param == "builtin" else tiny_bert
+@pytest.fixture(scope="module", params=["builtin", "bert"])
+def exported(request, tiny_task, tiny_bert_dir, tmp_path_factory):
+    """One export per model kind, read by every test of the module (none changes it)."""
+    clf = make_tiny_builtin(tiny_task) if request.param == "builtin" else make_tiny_bert(tiny_bert_dir)
     config = some_config(clf.model)
-    out = export(clf, tmp_path / "export", head_config=config, objectives={"accuracy": 0.91, "flops": 1234})
+    out = export(clf, tmp_path_factory.mktemp("export") / "export", head_config=config,
+                 objectives={"accuracy": 0.91, "flops": 1234})
     return clf.prune(config), config, out
 
 

@@ -9,17 +9,9 @@ from headsearch.gates import BudgetGates, StaticGates, deployment_order, heads_f
 from headsearch.models.training import TrainConfig, train
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy
-from headsearch.testing import StrategyConformance, tiny_context
+from headsearch.testing import tiny_context
 
 BUDGETS = [0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0]
-
-
-class TestStaticGatesConformance(StrategyConformance):
-    strategy_name = "static_gates"
-
-
-class TestBudgetedGatesConformance(StrategyConformance):
-    strategy_name = "budgeted_gates"
 
 
 @pytest.fixture(scope="module")

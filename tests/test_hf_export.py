@@ -18,14 +18,19 @@ from headsearch.models.hf.user_model import open_classifier
 TEXTS = ["the movie was good", "not a good film but fun", "boring", "this story is very very great and the actor is fun"]
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_export_reloads_as_the_users_class_and_as_onnx(family, tmp_path):
+ONNX_BY_DEFAULT = ("bert", "llama")  # an ONNX export takes seconds: for the other families it runs with -m slow
+CASES = [*((f, True) for f in ONNX_BY_DEFAULT), *((f, False) for f in FAMILIES if f not in ONNX_BY_DEFAULT),
+         *(pytest.param(f, True, marks=pytest.mark.slow) for f in FAMILIES if f not in ONNX_BY_DEFAULT)]
+
+
+@pytest.mark.parametrize(("family", "onnx"), CASES)
+def test_export_reloads_as_the_users_class_and_as_onnx(family, onnx, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     clf = open_classifier(save_tiny_classifier(family, tmp_path / family), max_length=16)
     H = clf.model.num_heads
     config = HeadConfig(((), tuple(range(1, H))), H)  # layer 0 keeps no head at all
     gated = clf.logits(TEXTS, gates=torch.tensor(config.mask()))
-    out = export(clf, tmp_path / "export", head_config=config)
+    out = export(clf, tmp_path / "export", head_config=config, onnx=onnx)
     assert json.loads((out / "head_config.json").read_text())["kept"] == [[], list(range(1, H))]
     assert torch.allclose(load(out).logits(TEXTS), gated, atol=1e-4)
     model, tokenizer = load_transformers(out)
@@ -36,9 +41,11 @@ def test_export_reloads_as_the_users_class_and_as_onnx(family, tmp_path):
     with torch.no_grad():
         own = model(**{k: v for k, v in enc.items() if k in accepted}).logits
     assert torch.allclose(own, gated, atol=1e-4)
-    ids, mask = clf.encode(TEXTS)
-    onnx = ort.InferenceSession(str(out / "model.onnx")).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-    assert torch.allclose(torch.from_numpy(onnx[0]), gated, atol=1e-4)
+    if onnx:
+        ids, mask = clf.encode(TEXTS)
+        logits = ort.InferenceSession(str(out / "model.onnx")).run(None, {"input_ids": ids.numpy(),
+                                                                          "attention_mask": mask.numpy()})[0]
+        assert torch.allclose(torch.from_numpy(logits), gated, atol=1e-4)
     card = (out / "model_card.md").read_text()
     assert type(clf.model.hf).__name__ in card and "| 0 | 0 | [] |" in card
 

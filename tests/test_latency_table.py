@@ -68,6 +68,7 @@ def test_measured_table_has_an_entry_per_layer_and_head_count(model):
         measure_table(model.prune(HeadConfig(((0,), (0, 1)), 4)), PROFILE)
 
 
+@pytest.mark.slow
 def test_study_predicts_latency_from_the_table_and_checks_a_sample(tmp_path):
     hardware = {"seq_len": 16, "repeats": 1, "latency": "table", "table_check_every": 2}
     config = load_study(write_study(tmp_path, [{"name": "random", "n_trials": 5}], hardware=hardware))

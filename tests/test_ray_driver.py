@@ -23,6 +23,7 @@ from headsearch.study import load_points, load_run, run_study
 from headsearch.study_config import load_study
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a local Ray instance and whole studies: run by `pytest -m slow` (and .ci/run)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,14 @@ from headsearch.strategies._budget import heads_for_fraction, keep_top
 from headsearch.testing import StrategyConformance, tiny_context
 
 
-@pytest.mark.parametrize("name", sorted(available()))
+@pytest.mark.parametrize("name", sorted(available()), scope="class")
 class TestEveryStrategy(StrategyConformance):
-    @pytest.fixture(autouse=True)
-    def _name(self, name):
-        self.strategy_name = name
+    """The conformance checks, once for every registered strategy (built-in and installed plug-ins)."""
+
+    @pytest.fixture(scope="class")
+    @staticmethod
+    def conformance_name(name):
+        return name
 
 
 def test_keep_top_keeps_best_and_one_per_layer():

@@ -40,6 +40,7 @@ def user_files(tmp_path_factory):
     return root, model
 
 
+@pytest.mark.slow
 def test_init_run_export(user_files):
     root, model = user_files
     study = root / "study.yaml"
@@ -136,6 +137,7 @@ def _study(tmp_path, model, *, strategies, head_unit="query", output="run", **da
 
 
 
+@pytest.mark.slow
 def test_train_and_export_the_builtin_encoder_on_a_users_file(user_files, tmp_path):
     root, _ = user_files
     out = tmp_path / "model"

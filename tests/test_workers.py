@@ -34,6 +34,7 @@ def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="shared:slow-heads", storage=optuna_storage(storage)).get_trials(deepcopy=False)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path):
     storage = f"journal:{tmp_path / 'study.journal'}"
     study = _study(tmp_path, n_trials=8)
@@ -49,6 +50,7 @@ def test_two_workers_share_one_study_without_losing_or_repeating_trials(tmp_path
     assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_the_study_completes(tmp_path):
     storage = f"journal:{tmp_path / 'study.journal'}"
     study = _study(tmp_path, n_trials=5)

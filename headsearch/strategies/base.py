@@ -19,6 +19,7 @@ from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
+from headsearch.searchspace import load_space
 
 
 @dataclass
@@ -97,8 +98,6 @@ class Candidate:
 
 @functools.cache
 def _space_defaults(search_space: str) -> dict[str, Any]:
-    from headsearch.searchspace import load_space
-
     return load_space(search_space).defaults()
 
 
