@@ -305,13 +305,29 @@ def export(
     dev = _dev_split(dense, data, dataset, data_dir)
     profile = HardwareProfile(threads=threads, batch_size=batch_size,
                               seq_len=min(seq_len, clf.model.shape.max_positions))
-    written = write_export(
-        clf, out, head_config=config, onnx=onnx, overwrite=overwrite, head_order=head_order,
-        evaluate=lambda artefact: Evaluator(dense, dev, profile, repeats=repeats).evaluate_classifier(artefact).to_dict()
-        | {"profile": json.dumps(profile.to_dict())},
-    )
+    measured: dict = {}
+
+    def evaluate(artefact):
+        measured.update(Evaluator(dense, dev, profile, repeats=repeats).evaluate_classifier(artefact).to_dict())
+        return measured | {"profile": json.dumps(profile.to_dict())}
+
+    written = write_export(clf, out, head_config=config, onnx=onnx, overwrite=overwrite, head_order=head_order,
+                           evaluate=evaluate)
     typer.echo(f"Exported {config} to {written}")
     typer.echo((written / "model_card.md").read_text().split("## Heads kept")[0].split("## Objectives")[1].strip())
+    warning = slowdown_warning(measured, profile.to_dict())
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def slowdown_warning(objectives: dict, profile: dict) -> str | None:
+    """What to say when an exported model measured slower than dense (speedup below 1)."""
+    speedup = objectives.get("speedup")
+    if speedup is None or speedup >= 1.0:
+        return None
+    return (f"the exported model measured {speedup:.3f}x the speed of dense (slower) at batch {profile['batch_size']}, "
+            f"{profile['threads']} thread(s), {profile['seq_len']} tokens; pick another point, or price it on the "
+            "target profile (--batch-size, --threads, --seq-len).")
 
 
 def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, trial: int | None,
@@ -328,9 +344,12 @@ def _choose_from_run(run_dir: Path, pick: str | None, strategy: str | None, tria
         chosen = found[0]
     else:
         dense = load_run(run_dir)["dense"]["accuracy"]
-        chosen = pick_point(points, pick or "knee", max_accuracy_drop=max_accuracy_drop, dense_accuracy=dense)
+        picked = pick_point(points, pick or "knee", max_accuracy_drop=max_accuracy_drop, dense_accuracy=dense)
+        chosen = picked.point
+        if picked.note:
+            typer.echo(("warning: " if picked.slower else "note: ") + picked.note, err=picked.slower)
     label = (f"{chosen.strategy} trial {chosen.trial}: accuracy {chosen.accuracy:.4f}, FLOPs ratio "
-             f"{chosen.flops_ratio:.3f}, {chosen.objectives.get('heads_kept')} heads")
+             f"{chosen.flops_ratio:.3f}, latency ratio {chosen.latency_ratio:.3f}, {chosen.objectives.get('heads_kept')} heads")
     return HeadConfig.from_dict(chosen.head_config), label, chosen.model_dir
 
 
@@ -452,7 +471,8 @@ def _report(run_dir: Path) -> None:
     console.print(table)
     console.print(front)
     if summary.knee is not None:
-        console.print(f"knee: {summary.knee.strategy} trial {summary.knee.trial}")
+        console.print(f"knee: {summary.knee.strategy} trial {summary.knee.trial} (latency ratio "
+                      f"{summary.knee.latency_ratio:.3f}){'' if summary.knee_note is None else f'; {summary.knee_note}'}")
     errors = table_errors([p for s in summary.strategies for p in s.points])
     if errors:
         console.print(f"latency from the run's latency table: median relative error of the latency ratio "

@@ -39,12 +39,14 @@ class Point:
         return [*base, self.latency_ratio] if three else base
 
 
-def non_dominated(points: Sequence[Point], *, three: bool = False) -> list[Point]:
-    """The points no other point beats on every objective, sorted by FLOPs."""
+def non_dominated(points: Sequence[Point], *, three: bool = False, cost: str = "flops_ratio") -> list[Point]:
+    """The points no other point beats on every objective (accuracy and ``cost``, or accuracy, FLOPs and
+    latency with ``three``), sorted by that cost."""
     if not points:
         return []
-    mask = _is_pareto_front(np.array([p.losses(three) for p in points]), assume_unique_lexsorted=False)
-    return sorted((p for p, keep in zip(points, mask, strict=True) if keep), key=lambda p: (p.flops_ratio, -p.accuracy))
+    losses = [p.losses(three) if three else [1.0 - p.accuracy, getattr(p, cost)] for p in points]
+    mask = _is_pareto_front(np.array(losses), assume_unique_lexsorted=False)
+    return sorted((p for p, keep in zip(points, mask, strict=True) if keep), key=lambda p: (getattr(p, cost), -p.accuracy))
 
 
 def hypervolume(points: Sequence[Point], *, three: bool = False) -> float:
@@ -69,20 +71,49 @@ def knee(front: Sequence[Point]) -> Point:
     return best if found.fallback else points[found.index]
 
 
+@dataclass(frozen=True)
+class Pick:
+    """A chosen point, and what the user must know about the choice: ``note`` says which points slower than
+    dense were left out, or that every candidate was slower (then ``slower`` is True and the point is slower
+    than what the user has)."""
+
+    point: Point
+    note: str | None = None
+    slower: bool = False
+
+
+def slower_than_dense(p: Point) -> bool:
+    """Measured (or table-predicted) latency above dense's, timed interleaved in the same trial."""
+    return p.latency_ratio > 1.0
+
+
 def pick(points: Sequence[Point], rule: str, *, max_accuracy_drop: float | None = None,
-         dense_accuracy: float | None = None) -> Point:
+         dense_accuracy: float | None = None) -> Pick:
     """Choose one point: ``knee``, ``max-accuracy`` or ``min-flops`` of the combined front, optionally only
-    among points within ``max_accuracy_drop`` of dense accuracy."""
+    among points within ``max_accuracy_drop`` of dense accuracy. Points slower than dense are never chosen
+    while a point at least as fast as dense remains; when none does, the choice says so."""
+    if rule not in PICK_RULES:
+        raise HeadsearchError(f"Unknown pick rule {rule!r}; choose {', '.join(PICK_RULES)}.")
     candidates = list(points)
     if max_accuracy_drop is not None and dense_accuracy is not None:
         candidates = [p for p in candidates if p.accuracy >= dense_accuracy - max_accuracy_drop]
-    front = non_dominated(candidates)
-    if not front:
+    if not candidates:
         raise HeadsearchError("No trial satisfies the accuracy constraint; relax --max-accuracy-drop.")
+    fast = [p for p in candidates if not slower_than_dense(p)]
+    front = non_dominated(fast or candidates)
     if rule == "knee":
-        return knee(front)
-    if rule == "max-accuracy":
-        return max(front, key=lambda p: (p.accuracy, -p.flops_ratio))
-    if rule == "min-flops":
-        return min(front, key=lambda p: (p.flops_ratio, -p.accuracy))
-    raise HeadsearchError(f"Unknown pick rule {rule!r}; choose knee, max-accuracy or min-flops.")
+        chosen = knee(front)
+    elif rule == "max-accuracy":
+        chosen = max(front, key=lambda p: (p.accuracy, -p.flops_ratio))
+    else:
+        chosen = min(front, key=lambda p: (p.flops_ratio, -p.accuracy))
+    if not fast:
+        return Pick(chosen, f"every candidate is slower than dense on the measured profile; {chosen.strategy} trial "
+                            f"{chosen.trial} runs at {chosen.latency_ratio:.3f}x dense latency", slower=True)
+    left_out = sum(slower_than_dense(p) for p in non_dominated(candidates))
+    note = (f"{left_out} point(s) of the front slower than dense (latency ratio > 1) were not considered"
+            if left_out else None)
+    return Pick(chosen, note)
+
+
+PICK_RULES = ("knee", "max-accuracy", "min-flops")

@@ -46,9 +46,10 @@ def test_knee_of_a_concave_front():
 
 def test_pick_rules():
     points = [pt(0.90, 0.5, trial=1), pt(0.80, 0.3, trial=2), pt(0.95, 0.9, trial=3)]
-    assert pick(points, "max-accuracy").trial == 3
-    assert pick(points, "min-flops").trial == 2
-    assert pick(points, "min-flops", max_accuracy_drop=0.06, dense_accuracy=0.95).trial == 1
+    assert pick(points, "max-accuracy").point.trial == 3
+    assert pick(points, "min-flops").point.trial == 2
+    assert pick(points, "min-flops", max_accuracy_drop=0.06, dense_accuracy=0.95).point.trial == 1
+    assert pick(points, "knee").note is None
     with pytest.raises(HeadsearchError, match="relax --max-accuracy-drop"):
         pick(points, "knee", max_accuracy_drop=0.0, dense_accuracy=0.99)
     with pytest.raises(HeadsearchError, match="Unknown pick rule"):
@@ -60,3 +61,36 @@ def test_knee_ignores_duplicate_configurations():
     ys = [0.30, 0.55, 0.75, 0.90, 0.91, 0.92, 0.93, 0.935, 0.94, 0.945, 0.945]
     front = [pt(y, x, trial=i) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
     assert knee(front).flops_ratio == pytest.approx(0.4)
+
+
+def test_a_point_slower_than_dense_is_never_picked_silently():
+    """The knee of this front would be trial 3 (the quickstart's case: fewer FLOPs, yet slower than dense);
+    with trial 3 slower than dense the pick moves to the knee of the points that are not, and says so."""
+    xs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    ys = [0.30, 0.55, 0.75, 0.90, 0.91, 0.92, 0.93, 0.935, 0.94, 0.945]
+    fast = [pt(y, x, lat=0.9, trial=i) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    assert pick(fast, "knee").point.trial == 3
+    slow = [pt(y, x, lat=1.06 if i == 3 else 0.9, trial=i) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    chosen = pick(slow, "knee")
+    assert not chosen.slower and chosen.point.latency_ratio <= 1.0 and chosen.point.trial != 3
+    assert "1 point(s) of the front slower than dense" in chosen.note
+    assert pick(slow, "min-flops").point.trial == 0 and pick(slow, "max-accuracy").point.trial == 9
+    everything_slow = [pt(y, x, lat=1.1, trial=i) for i, (x, y) in enumerate(zip(xs, ys, strict=True))]
+    chosen = pick(everything_slow, "knee")
+    assert chosen.slower and chosen.point.trial == 3 and "every candidate is slower than dense" in chosen.note
+
+
+def test_the_report_knee_follows_the_same_rule():
+    from headsearch.report import summarise
+
+    points = [pt(0.9, 0.3, lat=1.05, strategy="a", trial=0), pt(0.85, 0.5, lat=0.8, strategy="b", trial=0)]
+    summary = summarise(points, 0.92, ["a", "b"])
+    assert summary.knee.strategy == "b" and "slower than dense" in summary.knee_note
+
+
+def test_export_warns_when_slower_than_dense():
+    from headsearch.cli import slowdown_warning
+
+    profile = {"batch_size": 1, "threads": 1, "seq_len": 64}
+    assert slowdown_warning({"speedup": 1.2}, profile) is None
+    assert "measured 0.940x the speed of dense (slower) at batch 1" in slowdown_warning({"speedup": 0.94}, profile)

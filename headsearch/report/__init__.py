@@ -19,7 +19,8 @@ def write_report(run_dir: Path, summary: RunSummary, title: str) -> list[Path]:
         f"# {title}\n\nDense accuracy {summary.dense_accuracy:.4f}. Combined hypervolume (accuracy x FLOPs) "
         f"{summary.combined_hypervolume:.4f}.\n\n{markdown_table(summary)}\n\n## Combined front\n\n"
         "| strategy | trial | accuracy | FLOPs ratio | latency ratio | heads | heads per layer |\n|---|---|---|---|---|---|---|\n"
-        f"{rows}\n\nKnee: {'-' if knee is None else f'{knee.strategy} trial {knee.trial}'}\n\n![pareto](pareto.png)\n"
+        f"{rows}\n\nKnee: {'-' if knee is None else f'{knee.strategy} trial {knee.trial}'}"
+        f"{'' if summary.knee_note is None else f' ({summary.knee_note})'}\n\n![pareto](pareto.png)\n"
     )
     return [png, html, md]
 

@@ -5,34 +5,74 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from headsearch.pareto import non_dominated
 from headsearch.report.summary import RunSummary
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+TOP = 3  # strategies drawn in colour on the main panels (by hypervolume); every strategy has its own small panel
+
+
 def draw_png(summary: RunSummary, path: Path, title: str) -> None:
+    """Readable with many strategies: two main panels (accuracy against FLOPs ratio, and against the measured
+    latency ratio) with every trial faded, the combined front in black and the ``TOP`` strategies' fronts in
+    colour; below, one small panel per strategy (its trials and front over the combined front)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    for i, s in enumerate(summary.strategies):
-        colour = COLOURS[i % len(COLOURS)]
-        ax.scatter([p.flops_ratio for p in s.points], [p.accuracy for p in s.points], s=18, alpha=0.35, color=colour)
-        ax.step([p.flops_ratio for p in s.front], [p.accuracy for p in s.front], where="post", color=colour,
-                marker="o", markersize=4, label=f"{s.strategy} (HV {s.hypervolume:.3f})")
-    ax.scatter([1.0], [summary.dense_accuracy], marker="*", s=180, color="black", zorder=5, label="dense")
-    if summary.knee is not None:
-        ax.scatter([summary.knee.flops_ratio], [summary.knee.accuracy], s=160, facecolors="none", edgecolors="red",
-                   linewidths=2, zorder=6, label=f"knee ({summary.knee.strategy} #{summary.knee.trial})")
-    ax.set_xlabel("FLOPs / dense FLOPs")
-    ax.set_ylabel("accuracy (search split)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    strategies = [s for s in summary.strategies if s.points]
+    top = sorted(strategies, key=lambda s: -s.hypervolume)[:TOP]
+    colour = {s.strategy: COLOURS[i % len(COLOURS)] for i, s in enumerate(summary.strategies)}
+    columns = 3
+    rows = -(-len(strategies) // columns)
+    fig = plt.figure(figsize=(12, 5.2 + 2.6 * rows), dpi=110)
+    grid = fig.add_gridspec(1 + rows, columns * 2, height_ratios=[2.2] + [1] * rows, hspace=0.55, wspace=0.6, top=0.94)
+    points = [p for s in strategies for p in s.points]
+    low = min([p.accuracy for p in points] + [summary.dense_accuracy])
+    left = min(p.flops_ratio for p in points) - 0.03
+    for column, (axis, label) in enumerate((("flops_ratio", "FLOPs / dense FLOPs"),
+                                            ("latency_ratio", "measured latency / dense latency"))):
+        ax = fig.add_subplot(grid[0, column * columns:(column + 1) * columns])
+        ax.scatter([getattr(p, axis) for p in points], [p.accuracy for p in points], s=12, color="#b0b0b0",
+                   alpha=0.5, label="every trial")
+        front = non_dominated(points, cost=axis)  # the front against this axis' cost
+        ax.step([getattr(p, axis) for p in front], [p.accuracy for p in front], where="post", color="black",
+                linewidth=2, label=f"combined front (HV {summary.combined_hypervolume:.3f})")
+        for s in top:
+            mine = non_dominated(s.points, cost=axis)
+            ax.step([getattr(p, axis) for p in mine], [p.accuracy for p in mine], where="post", color=colour[s.strategy],
+                    marker="o", markersize=4, linewidth=1.2, label=f"{s.strategy} (HV {s.hypervolume:.3f})")
+        ax.scatter([1.0], [summary.dense_accuracy], marker="*", s=200, color="black", zorder=5, label="dense")
+        if summary.knee is not None:
+            ax.scatter([getattr(summary.knee, axis)], [summary.knee.accuracy], s=170, facecolors="none",
+                       edgecolors="red", linewidths=2, zorder=6, label=f"knee ({summary.knee.strategy} #{summary.knee.trial})")
+        if axis == "latency_ratio":
+            right = max([1.05, *(p.latency_ratio for p in points)])
+            ax.axvspan(1.0, right * 1.02, color="#f4cccc", alpha=0.5, label="slower than dense")
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy (search split)")
+        ax.set_ylim(low - 0.02, 1.005 * max(1.0, summary.dense_accuracy))
+        ax.grid(alpha=0.3)
+        if column == 0:
+            ax.legend(loc="lower right", fontsize=7)
+    for i, s in enumerate(strategies):
+        ax = fig.add_subplot(grid[1 + i // columns, (i % columns) * 2:(i % columns) * 2 + 2])
+        front = summary.combined_front
+        ax.step([p.flops_ratio for p in front], [p.accuracy for p in front], where="post", color="#c0c0c0", linewidth=1)
+        ax.scatter([p.flops_ratio for p in s.points], [p.accuracy for p in s.points], s=8, color=colour[s.strategy],
+                   alpha=0.45)
+        ax.step([p.flops_ratio for p in s.front], [p.accuracy for p in s.front], where="post", color=colour[s.strategy],
+                linewidth=1.5)
+        ax.set_title(f"{s.strategy}: {len(s.points)} trials, HV {s.hypervolume:.3f}", fontsize=8)
+        ax.set_xlim(left, 1.03)
+        ax.set_ylim(low - 0.02, 1.005 * max(1.0, summary.dense_accuracy))
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 

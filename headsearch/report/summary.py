@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from headsearch.pareto import Point, hypervolume, knee, non_dominated
+from headsearch.pareto import Pick, Point, hypervolume, non_dominated, pick
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class RunSummary:
     combined_hypervolume: float
     knee: Point | None
     dense_accuracy: float
+    knee_note: str | None = None  # points slower than dense left out, or the knee is slower than dense
 
 
 def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[str]) -> RunSummary:
@@ -32,7 +33,9 @@ def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[st
         mine = [p for p in points if p.strategy == name]
         per.append(StrategySummary(name, mine, non_dominated(mine), hypervolume(mine), hypervolume(mine, three=True)))
     front = non_dominated(points)
-    return RunSummary(per, front, hypervolume(points), knee(front) if front else None, dense_accuracy)
+    chosen: Pick | None = pick(points, "knee") if points else None
+    return RunSummary(per, front, hypervolume(points), chosen.point if chosen else None, dense_accuracy,
+                      chosen.note if chosen else None)
 
 
 def markdown_table(summary: RunSummary) -> str:
