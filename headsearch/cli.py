@@ -109,12 +109,13 @@ def _files_config(data: Path, dev: Path | None):
 
 
 def _preset_config(dataset: str, data_dir: Path | None):
+    from headsearch.data.sources import DATASETS
     from headsearch.study_config import DataConfig
 
     try:
         return DataConfig(dataset=dataset, data_dir=data_dir)
     except ValueError as exc:  # pydantic's validation error names the problem
-        raise HeadsearchError(f"Unknown dataset {dataset!r}; choose one of synthetic, sst2, ag_news, or give --data.") from exc
+        raise HeadsearchError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or give --data.") from exc
 
 
 def _open_model(folder: Path, max_length: int = 128):
@@ -135,7 +136,7 @@ def _open_model(folder: Path, max_length: int = 128):
 
 @app.command()
 def train(
-    dataset: Annotated[str, typer.Option(help="synthetic (embedded, no files), sst2 or ag_news.")] = "synthetic",
+    dataset: Annotated[str, typer.Option(help="synthetic or modifiers (embedded, no files), sst2 or ag_news.")] = "synthetic",
     data_dir: Annotated[Path | None, typer.Option(help="Folder of the dataset (default ../shared/data/NAME).")] = None,
     data: Annotated[Path | None, typer.Option(help="Your data instead: CSV, TSV, JSON Lines or a datasets folder, "
                                                    "columns detected; split 0.8/0.1/0.1 unless --dev is given.")] = None,
@@ -247,7 +248,7 @@ def export(
     data: Annotated[Path | None, typer.Option(help="A CSV/TSV/JSON Lines file (or datasets folder) that the model card's "
                                                    "accuracy is measured on (columns detected; default: the model's own "
                                                    "dev split).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Or a named dataset whose dev split is used (synthetic, sst2, "
+    dataset: Annotated[str | None, typer.Option(help="Or a named dataset whose dev split is used (synthetic, modifiers, sst2, "
                                                       "ag_news).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder of that dataset.")] = None,
     onnx: Annotated[bool, typer.Option(help="Also write model.onnx.")] = True,

@@ -14,6 +14,7 @@ import os
 import signal
 import statistics
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,6 +197,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         }
         _write_run_info(out, run_info)  # from the first trial on, show and export can read the run
         for run, _ in strategies:
+            started = time.monotonic()
             study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed)
             n = n_trials or run.n_trials
             strategy_tags = {**tags, "strategy": run.name}
@@ -216,7 +218,8 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                     runner = _runner(config, run.name, context, evaluator, trial_logger(tracker, strategy_id, strategy_tags))
                     ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-                echo(f"{run.name}: {ran} trial(s) run now, {len(study.trials)} in storage, {failed} failed")
+                echo(f"{run.name}: {ran} trial(s) run now in {time.monotonic() - started:.0f} s, {len(study.trials)} in "
+                     f"storage, {failed} failed")
     if evaluator.table is not None:
         errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
         if errors:  # `headsearch show` prints it

@@ -76,3 +76,23 @@ def test_word_tokenizer(tmp_path):
     assert WordTokenizer.load(tmp_path).vocab == tok.vocab
 
 
+
+
+def test_modifier_task_labels_follow_cue_and_modifier():
+    """The quickstart's task: each sentence has one cue word of its topic and at most one modifier, which shifts
+    the label by its own amount; seeded; no files (the `modifiers` preset generates it)."""
+    from headsearch.data.synthetic import MODIFIERS, modifier_task
+
+    data = modifier_task(400, seed=5)
+    assert data.texts == modifier_task(400, seed=5).texts and data.texts != modifier_task(400, seed=6).texts
+    shifts = {m: 1 + i % 3 for i, m in enumerate(MODIFIERS)}
+    modified = 0
+    for text, label in zip(data.texts, data.labels, strict=True):
+        words = text.split()
+        (cue,) = [w for w in words if w.startswith("c") and "x" in w]
+        present = [w for w in words if w in shifts]
+        assert len(present) <= 1
+        modified += bool(present)
+        assert label == (int(cue[1]) + sum(shifts[m] for m in present)) % 4
+    assert 150 < modified < 250  # about half the sentences carry a modifier
+    assert load_split("modifiers", "dev").label_names == ("class0", "class1", "class2", "class3")

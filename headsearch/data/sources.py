@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from headsearch.data.files import Columns, read_file, split_by_fractions
-from headsearch.data.synthetic import negation_task
+from headsearch.data.synthetic import modifier_task, negation_task
 from headsearch.data.text import TextDataset
 from headsearch.errors import DataError
 
-DATASETS = ("synthetic", "sst2", "ag_news")
+DATASETS = ("synthetic", "modifiers", "sst2", "ag_news")
 SPLITS = ("train", "dev", "test")
 DEFAULT_SHARED_DATA = Path("../shared/data")
 # Synthetic splits: fixed sizes and seeds, so every run sees the same data.
@@ -94,9 +94,13 @@ class DataSource:
         return split
 
 
+EMBEDDED = {"synthetic": negation_task, "modifiers": modifier_task}  # generated, no files
+
+
 @dataclass(frozen=True)
 class SyntheticSource:
-    """The embedded default: the negation task, generated with fixed sizes and seeds (no files)."""
+    """An embedded task (``EMBEDDED``: ``synthetic`` is the negation task, ``modifiers`` the quickstart's),
+    generated with fixed sizes and seeds."""
 
     name: str = "synthetic"
 
@@ -104,7 +108,7 @@ class SyntheticSource:
         if split not in SPLITS:
             raise DataError(f"Unknown split {split!r} of {self.name}; choose one of {list(SPLITS)}.")
         rows, seed = _SYNTHETIC[split]
-        data = negation_task(rows, seed=seed)
+        data = EMBEDDED[self.name](rows, seed=seed)
         return TextDataset(data.texts, data.labels, data.label_names, f"{self.name}/{split}")
 
     def label_names(self) -> tuple[str, ...]:
@@ -132,8 +136,8 @@ def _ag_news_text(text: str) -> str:
 
 def preset(name: str, data_dir: str | Path | None = None) -> Source:
     """The source of a named dataset (``synthetic``, or ``sst2``/``ag_news`` in ``data_dir``)."""
-    if name == "synthetic":
-        return SyntheticSource()
+    if name in EMBEDDED:
+        return SyntheticSource(name)
     if name not in DATASETS:
         raise DataError(f"Unknown dataset {name!r}; choose one of {list(DATASETS)}, or give your own files.")
     folder = Path(data_dir) if data_dir is not None else default_data_dir(name)

