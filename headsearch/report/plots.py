@@ -77,22 +77,36 @@ def draw_png(summary: RunSummary, path: Path, title: str) -> None:
 
 
 def draw_html(summary: RunSummary, path: Path, title: str) -> None:
+    """Interactive: accuracy against FLOPs ratio and against measured latency ratio side by side; a click on a
+    strategy in the legend hides it in both; hovering a trial shows its parameters and objectives."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    fig = go.Figure()
-    for i, s in enumerate(summary.strategies):
-        colour = COLOURS[i % len(COLOURS)]
-        hover = [f"{p.strategy} trial {p.trial}<br>accuracy {p.accuracy:.4f}<br>FLOPs ratio {p.flops_ratio:.3f}"
-                 f"<br>latency ratio {p.latency_ratio:.3f}<br>heads {p.objectives.get('heads_kept')}"
-                 f"<br>params {json.dumps(p.params)}" for p in s.points]
-        fig.add_trace(go.Scatter(x=[p.flops_ratio for p in s.points], y=[p.accuracy for p in s.points], mode="markers",
-                                 name=s.strategy, marker={"color": colour, "opacity": 0.5}, hovertext=hover,
-                                 hoverinfo="text"))
-        fig.add_trace(go.Scatter(x=[p.flops_ratio for p in s.front], y=[p.accuracy for p in s.front], mode="lines",
-                                 line={"shape": "hv", "color": colour}, name=f"{s.strategy} front", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=[1.0], y=[summary.dense_accuracy], mode="markers", name="dense",
-                             marker={"symbol": "star", "size": 14, "color": "black"}))
-    fig.update_layout(title=title, xaxis_title="FLOPs / dense FLOPs", yaxis_title="accuracy (search split)")
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=("accuracy vs FLOPs", "accuracy vs measured latency"))
+    for col, axis in ((1, "flops_ratio"), (2, "latency_ratio")):
+        for i, s in enumerate(summary.strategies):
+            colour = COLOURS[i % len(COLOURS)]
+            hover = [f"{p.strategy} trial {p.trial}<br>accuracy {p.accuracy:.4f}<br>FLOPs ratio {p.flops_ratio:.3f}"
+                     f"<br>latency ratio {p.latency_ratio:.3f}<br>heads {p.objectives.get('heads_kept')}"
+                     f"<br>params {json.dumps(p.params)}" for p in s.points]
+            fig.add_trace(go.Scatter(x=[getattr(p, axis) for p in s.points], y=[p.accuracy for p in s.points],
+                                     mode="markers", name=s.strategy, legendgroup=s.strategy, showlegend=col == 1,
+                                     marker={"color": colour, "opacity": 0.5}, hovertext=hover, hoverinfo="text"),
+                          row=1, col=col)
+            front = non_dominated(s.points, cost=axis)
+            fig.add_trace(go.Scatter(x=[getattr(p, axis) for p in front], y=[p.accuracy for p in front], mode="lines",
+                                     line={"shape": "hv", "color": colour}, legendgroup=s.strategy, showlegend=False,
+                                     hoverinfo="skip"), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[1.0], y=[summary.dense_accuracy], mode="markers", name="dense", legendgroup="dense",
+                                 showlegend=col == 1, marker={"symbol": "star", "size": 14, "color": "black"}),
+                      row=1, col=col)
+    fig.add_vrect(x0=1.0, x1=max([1.05, *(p.latency_ratio for s in summary.strategies for p in s.points)]),
+                  fillcolor="#f4cccc", opacity=0.5, line_width=0, row=1, col=2)
+    fig.update_xaxes(title_text="FLOPs / dense FLOPs", row=1, col=1)
+    fig.update_xaxes(title_text="measured latency / dense latency (shaded: slower than dense)", row=1, col=2)
+    fig.update_yaxes(title_text="accuracy (search split)", row=1, col=1)
+    fig.update_layout(title=title)
     fig.write_html(path, include_plotlyjs=True)
 
 
