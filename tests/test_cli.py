@@ -90,3 +90,19 @@ def test_run_show_compare_and_export_from_run(tmp_path):
     trial = run("export", str(tmp_path / "run"), "--strategy", "importance", "--trial", "99", "--out",
                 str(tmp_path / "e2"), "--no-onnx")
     assert trial.returncode == 2 and "No completed trial 99 of strategy 'importance'" in trial.stderr
+
+
+def test_export_warns_when_the_written_model_is_slower_than_dense(trained, tmp_path, monkeypatch, capsys):
+    """The latency measured on the written model (here made to read 0.9x dense) is said on stderr."""
+    from dataclasses import replace
+
+    from headsearch.objectives import Evaluator
+
+    measured = Evaluator.evaluate_classifier
+    monkeypatch.setattr(Evaluator, "evaluate_classifier", lambda self, clf: replace(measured(self, clf), speedup=0.9))
+    heads = tmp_path / "heads.json"
+    HeadConfig(((0,), (1,)), num_heads=2).save(heads)
+    code, out, err = cli(monkeypatch, capsys, tmp_path, "export", trained, "--out", "out", "--heads", heads,
+                         "--no-onnx", "--repeats", "1", "--seq-len", "16")
+    assert code == 0, err
+    assert "warning: the exported model measured 0.900x the speed of dense (slower)" in err
