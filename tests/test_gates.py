@@ -114,3 +114,23 @@ def test_training_strategies_report_accuracy_after_every_epoch(name):
     assert reports[-1][1] == pytest.approx(final)
     context.progress_hook = None
     assert get(name).cls().propose(params, context).head_config == candidate.head_config  # cached: no reports, same result
+
+
+@pytest.mark.parametrize(("name", "params", "steps"), [
+    ("static_gates", {"budget": 0.5, "epochs": 1, "max_epochs": 1, "train_rows": 200, "recovery_epochs": 2}, [1, 2, 3]),
+    ("budgeted_gates", {"budget": 0.5, "epochs": 1, "train_rows": 200, "adapt_epochs": 1}, [1, 2]),
+    ("cahp", {"recovery_epochs": 2, "recovery_rows": 200, "pool_size": 8, "embedding": "pca"}, [1, 2]),
+])
+def test_recovery_epochs_are_reported_too(name, params, steps):
+    """Fine-tuning after pruning (static gates' and CAHP's recovery, budget-conditioned gates' adaptation) reports
+    after every epoch as training does, so a driver can stop a lagging trial there; the last report is the
+    accuracy of the candidate it returns."""
+    from headsearch.models.encoded import EncodedSplit
+    from headsearch.strategies.registry import get
+
+    context = tiny_context(trained=True, layers=2, heads=4)
+    reports = []
+    context.progress_hook = lambda step, accuracy: reports.append((step, accuracy))
+    candidate = get(name).cls().propose(params, context)
+    assert [step for step, _ in reports] == steps
+    assert reports[-1][1] == pytest.approx(EncodedSplit(candidate.model, context.search).accuracy(candidate.model.model))

@@ -148,11 +148,13 @@ def train(clf: TextClassifier, data: TextDataset, config: TrainConfig = TrainCon
 
 def recover(clf: TextClassifier, config: HeadConfig, data: TextDataset, train_config: TrainConfig, *,
             progress: bool = False, teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-            ) -> TextClassifier:
+            on_epoch: Callable[[int, TextClassifier], None] | None = None) -> TextClassifier:
     """A structurally pruned copy of ``clf`` keeping ``config``, fine-tuned on ``data`` (recovery after
-    pruning), with distillation from ``teacher`` when given; ``clf`` is left unchanged."""
+    pruning), with distillation from ``teacher`` when given; ``clf`` is left unchanged. ``on_epoch(epoch,
+    pruned)`` after each epoch (a strategy reports the accuracy so far to the driver)."""
     pruned = clf.prune(config)
-    losses = train(pruned, data, train_config, progress=progress, teacher=teacher)
+    losses = train(pruned, data, train_config, progress=progress, teacher=teacher,
+                   on_epoch=None if on_epoch is None else lambda epoch: on_epoch(epoch, pruned))
     pruned.meta["recovery"] = {"data": data.name, "rows": len(data), "config": train_config.to_dict(),
                                "epoch_losses": losses}
     return pruned

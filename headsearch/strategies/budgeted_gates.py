@@ -40,7 +40,9 @@ class BudgetedGatesStrategy(Strategy):
             soft = gates.gates(budget).detach()
             model = recover(clf, config, training_rows(context, setting["train_rows"]),
                             TrainConfig(epochs=adapt, learning_rate=setting["learning_rate"], seed=context.seed),
-                            teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True)
+                            teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True,
+                            on_epoch=lambda epoch, pruned: context.report_progress(  # after the checkpoint's epochs
+                                setting["epochs"] + epoch, lambda: accuracy(pruned, context.search)))
             model.meta.pop("head_order", None)  # sliced and retrained: it serves this budget only
         else:
             model = clf  # the checkpoint itself: sliced for this trial, and one export serves every budget

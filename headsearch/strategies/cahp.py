@@ -226,7 +226,9 @@ class CAHPStrategy(Strategy):
             info["accuracy_before_recovery"] = accuracy(context.dense, context.search, gates=torch.tensor(config.mask()))
             rows = training_rows(context, s.recovery_rows)
             model = recover(context.dense, config, rows, TrainConfig(epochs=s.recovery_epochs, learning_rate=s.recovery_lr,
-                                                                     seed=context.seed), progress=True)
+                                                                     seed=context.seed), progress=True,
+                            on_epoch=lambda epoch, pruned: context.report_progress(
+                                epoch, lambda: accuracy(pruned, context.search)))
             info["recovery_rows"] = len(rows)
         description = (f"CAHP: {sel.k} clusters ({s.embedding}, knee of {s.curve}"
                        f"{'' if sel.knee.fallback is None else ', fallback ' + sel.knee.fallback}), "

@@ -56,9 +56,10 @@ class StaticGatesStrategy(Strategy):
         config = keep_first(order, count, L, H)
         model = clf.prune(config)
         recovery = int(params["recovery_epochs"])
-        if recovery:
+        if recovery:  # its epochs are reported after the gate epochs (steps ran + 1, ...)
             train(model, training_rows(context, rows), TrainConfig(epochs=recovery, learning_rate=lr, seed=context.seed),
-                  progress=True)
+                  progress=True, on_epoch=lambda epoch: context.report_progress(
+                      ran + epoch, lambda: accuracy(model, context.search)))
         info = {"budget": budget, "heads_kept": config.total_kept, "expected_gate_mass": mass, "final_train_loss": loss,
                 "gate_epochs": ran, "mass_met_budget": mass <= budget + MASS_TOLERANCE,
                 "warm_start": warm, "recovery_epochs": recovery}
