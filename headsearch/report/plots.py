@@ -32,7 +32,7 @@ def draw_png(summary: RunSummary, path: Path, title: str) -> None:
     grid = fig.add_gridspec(1 + rows, columns * 2, height_ratios=[2.2] + [1] * rows, hspace=0.55, wspace=0.6, top=0.94)
     points = [p for s in strategies for p in s.points]
     low = min([p.accuracy for p in points] + [summary.dense_accuracy])
-    left = min(p.flops_ratio for p in points) - 0.03
+    left = min((p.flops_ratio for p in points), default=0.0) - 0.03  # a run whose every trial failed has none
     for column, (axis, label) in enumerate((("flops_ratio", "FLOPs / dense FLOPs"),
                                             ("latency_ratio", "measured latency / dense latency"))):
         ax = fig.add_subplot(grid[0, column * columns:(column + 1) * columns])

@@ -27,7 +27,7 @@ from headsearch._process import died_here, worker_name
 from headsearch.errors import HeadsearchError
 from headsearch.objectives import DIRECTIONS
 from headsearch.search.storage import optuna_storage
-from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner
+from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason
 from headsearch.searchspace import SearchSpace
 
 SAMPLERS = {
@@ -97,7 +97,7 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
                 outcome = runner.run(trial.number,
                                      lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
             except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: fail it with the reason, run its parameters again later
-                reason = f"killed: {stop or 'interrupted'} during the trial"
+                reason = interrupted_reason(stop)
                 trial.set_user_attr("fail_reason", reason)
                 study.tell(trial, state=TrialState.FAIL)
                 rerun_killed(study, trial.number, trial.params, reason)
@@ -110,8 +110,6 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
                 study.tell(trial, outcome.values)
             ran += 1
     return ran
-
-
 
 
 def check_hardware(study: optuna.Study, hardware: dict) -> None:

@@ -49,6 +49,11 @@ class Outcome:
     record: TrialRecord
 
 
+def interrupted_reason(stop: KeyboardInterrupt) -> str:
+    """Why a trial stopped by Ctrl-C or SIGTERM failed (MLflow and the Optuna storage say the same)."""
+    return f"killed: {stop or 'interrupted'} during the trial"
+
+
 def _check_json(info: Mapping[str, Any]) -> None:
     """A Candidate's ``info`` is stored as JSON by Optuna: anything else fails the trial here, with the key."""
     for key, value in info.items():
@@ -95,7 +100,7 @@ class TrialRunner:
             error = f"{type(exc).__name__}: {exc}"
             attrs, values, result = {"fail_reason": error}, None, None
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: logged as killed, then the driver stops
-            self.killed(number, sampled, f"killed: {stop or 'interrupted'} during the trial")
+            self.killed(number, sampled, interrupted_reason(stop))
             raise
         record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
         if self.on_trial is not None:

@@ -51,7 +51,8 @@ def check_shape(folder: str | Path, config: dict[str, Any], keys: tuple[str, ...
     aliases = aliases or {}
     values = {}
     for key in keys:
-        name = aliases.get(key, key) if aliases.get(key, key) in config else key
+        alias = aliases.get(key, key)
+        name = alias if alias in config else key
         value = config.get(name)
         if name not in config:
             raise ModelError(f"{Path(folder) / CONFIG_FILE}: no {name!r}; the model's shape needs it (save the folder "
