@@ -386,6 +386,12 @@ def init(
     typer.echo(f"wrote {written}; run it with: headsearch run {written}")
 
 
+EARLY_STOPPING = typer.Option(help="Stop trials of strategies that train (gates, budgetformer, recovery) when "
+                                   "outranked after an epoch, by the study's early_stopping rule (default mo_asha: "
+                                   "successive halving on accuracy and cost). --no-early-stopping runs every trial "
+                                   "to its end.")
+
+
 @app.command()
 def run(
     study: Annotated[Path, typer.Argument(help="A study YAML, e.g. studies/quickstart.yaml.")],
@@ -398,8 +404,7 @@ def run(
                                                      "auto (default: start a local Ray sized to this machine).")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="--driver ray: trials at once (default: as many as the "
                                                              "CPUs allow at the study's hardware.threads each).")] = None,
-    early_stopping: Annotated[bool, typer.Option(help="--driver ray: ASHA stops trials of training strategies "
-                                                       "(gates, budgetformer) whose accuracy after an epoch lags.")] = True,
+    early_stopping: Annotated[bool, EARLY_STOPPING] = True,
 ) -> None:
     """Run a study: train or reuse the dense model, search every strategy, write the report."""
     from headsearch.study import run_study
@@ -423,6 +428,7 @@ def worker(
                                               "postgresql://USER:PASS@HOST/DB (many machines).")],
     out: Annotated[Path | None, typer.Option(help="Run folder (default: the study's output, else runs/NAME).")] = None,
     n_trials: Annotated[int | None, typer.Option(help="Trials per strategy, all workers together (overrides the study).")] = None,
+    early_stopping: Annotated[bool, EARLY_STOPPING] = True,
 ) -> None:
     """Run trials of a study alongside other workers that share its storage, until every strategy has its trials.
 
@@ -436,7 +442,7 @@ def worker(
     _at_least_one(n_trials=n_trials)
     config = load_study(study, output=out, storage=storage)
     with _stoppable():
-        run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo)
+        run_dir = run_study(config, n_trials=n_trials, worker=True, echo=typer.echo, early_stopping=early_stopping)
     _report(run_dir)
 
 

@@ -20,7 +20,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.routing import router_flops
+from headsearch.routing import routed_flops
 from headsearch.strategies.base import Candidate
 
 DIRECTIONS = {
@@ -72,6 +72,7 @@ class Evaluator:
         self._dense_config = HeadConfig.dense(shape.num_layers, shape.num_heads)
         self._dense_flops = count_flops(shape, self._dense_config, profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
+        self._latency_ratios: dict[HeadConfig, float] = {}  # cost_ratio's measurements
 
     def accuracy(self, model: HeadedModel) -> float:
         return self._split.accuracy(model)
@@ -97,6 +98,25 @@ class Evaluator:
         """Objectives of a classifier as it stands, pruned or routed (for example one reloaded from an export)."""
         return self.evaluate_routed(clf) if clf.router is not None else self.evaluate_model(clf.model)
 
+    def cost_ratio(self, cost: HeadConfig | float, *, latency: bool) -> float:
+        """A trial's cost while it trains (``StudyContext.report_progress``), relative to dense: a head
+        configuration's FLOPs ratio, or its latency ratio (``latency``: measured on the dense model pruned to
+        it, as the study measures, memoised; or predicted by the table); a number (a routed model's mean
+        FLOPs ratio) is taken as it is."""
+        if not isinstance(cost, HeadConfig):
+            return float(cost)
+        if not latency:
+            return count_flops(self.dense.model.shape, cost, self.profile.seq_len).total / self._dense_flops
+        if cost in self._memo:
+            known = self._memo[cost]
+            return known.latency_ms / known.dense_latency_ms
+        if self.table is not None:
+            return self.table.predict(cost) / self.table.predict(self._dense_config)
+        if cost not in self._latency_ratios:
+            timing = measure_speedup(self.dense.model, self.dense.model.prune(cost), self.profile, repeats=self.repeats)
+            self._latency_ratios[cost] = timing.pruned.median_ms / timing.dense.median_ms
+        return self._latency_ratios[cost]
+
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:
         """Reuse objectives measured earlier (a resumed study's completed trials)."""
         self._memo.setdefault(config, objectives)
@@ -108,13 +128,7 @@ class Evaluator:
         with router.tracing() as trace:
             accuracy = self.accuracy(clf.runtime)
         counts = trace.kept().sum(-1)  # [examples, layers]
-        per_set: dict[tuple[int, ...], int] = {}
-        for row in counts.tolist():
-            key = tuple(row)
-            if key not in per_set:
-                per_set[key] = count_flops(shape, HeadConfig(tuple(tuple(range(c)) for c in key), shape.num_heads),
-                                           self.profile.seq_len).total
-        flops = sum(per_set[tuple(row)] for row in counts.tolist()) / len(counts) + router_flops(router.spec)
+        flops = routed_flops(shape, counts, router.spec, self.profile.seq_len)
         timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
                                  inputs=self._timing_batches(clf))
         heads = float(counts.sum(-1).float().mean())

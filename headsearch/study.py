@@ -39,7 +39,8 @@ from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
-from headsearch.search.optuna_driver import check_new_studies, open_study, optuna_study_name, run_trials
+from headsearch.search.optuna_driver import NO_STOPPING, check_new_studies, open_study, optuna_study_name, run_trials
+from headsearch.search.rungs import EARLY_STOP_ATTR
 from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
 from headsearch.search.trial import TrialRecord, TrialRunner
@@ -140,8 +141,9 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     ``worker``: one of several processes sharing the study's storage (``headsearch worker``): it joins
     whatever the storage holds and runs trials until every strategy has its ``n_trials`` finished or
     running, alongside the others. ``driver="ray"``: the trials run as Ray Tune trials on a local Ray
-    instance or the cluster at ``address``, ``max_concurrent`` at once, ASHA stopping weak trials of
-    strategies that train unless ``early_stopping`` is off (``headsearch.search.ray_driver``)."""
+    instance or the cluster at ``address``, ``max_concurrent`` at once (``headsearch.search.ray_driver``).
+    Either driver stops trials that train early by the study's ``early_stopping`` rule, unless
+    ``early_stopping`` is False here."""
     if driver not in DRIVERS:
         raise HeadsearchError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}.")
     if n_trials is not None and n_trials < 1:
@@ -158,6 +160,7 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
         optuna_storage(storage)  # a bad URI or an unreachable server: one line now, not after training
         if not resume:
             check_new_studies(storage, config.name, [s.name for s, _ in strategies])
+    rungs = config.early_stopping.rungs() if early_stopping else NO_STOPPING
     recipe = _recipe(config)
     check_source(recipe.source, recipe.head_unit)
     data = load_data(config)
@@ -211,15 +214,18 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
                                          sampler=config.sampler, seed=config.seed, n_trials=n,
                                          num_layers=context.num_layers, num_heads=context.num_heads, hardware=hardware,
                                          storage=storage, experiment_dir=out / "ray", max_concurrent=max_concurrent,
-                                         early_stopping=early_stopping, progress=progress,
+                                         rungs=rungs, progress=progress,
                                          on_ended=trial_logger(tracker, strategy_id, strategy_tags))
                 else:
                     _remember(study, evaluator)
                     runner = _runner(config, run.name, context, evaluator, trial_logger(tracker, strategy_id, strategy_tags))
-                    ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware)
+                    ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware,
+                                     rungs=rungs)
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+                stopped = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+                              if EARLY_STOP_ATTR in t.user_attrs)
                 echo(f"{run.name}: {ran} trial(s) run now in {time.monotonic() - started:.0f} s, {len(study.trials)} in "
-                     f"storage, {failed} failed")
+                     f"storage, {failed} failed" + (f", {stopped} stopped early ({rungs.rule})" if stopped else ""))
     if evaluator.table is not None:
         errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
         if errors:  # `headsearch show` prints it
@@ -310,8 +316,10 @@ def _runner(config: StudyConfig, strategy: str, context: StudyContext, evaluator
     """The strategy, prepared on ``context``, with what its trials are scored, logged and saved by."""
     chosen = get_strategy(strategy).cls()
     chosen.prepare(context)
+    latency = any(o in ("latency_ms", "speedup") for o in config.objectives)  # a trial's cost at a rung, as the study prices it
     return TrialRunner(chosen, context, evaluator.evaluate_candidate, config.objectives, on_trial=log,
-                       save_model=_TrialModels(config.out_dir, strategy).save)
+                       save_model=_TrialModels(config.out_dir, strategy).save,
+                       price=functools.partial(evaluator.cost_ratio, latency=latency))
 
 
 class _TrialModels:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from headsearch.data.files import Columns
 from headsearch.data.sources import DATASETS, DataSource, Source, preset
+from headsearch.early_stopping import Rungs
 from headsearch.errors import HeadsearchError, yaml_problem
 from headsearch.objectives import DIRECTIONS
 from headsearch.resources import packaged, packaged_names
@@ -121,6 +122,26 @@ class HardwareConfig(BaseModel):
     table_check_every: int = Field(5, ge=1, description="latency: table: also measure every N-th candidate")
 
 
+class EarlyStoppingConfig(BaseModel):
+    """Early stopping of trials that train, in both drivers (``headsearch.early_stopping``)."""
+
+    model_config = _STRICT
+    rule: Literal["mo_asha", "asha", "none"] = Field(
+        "mo_asha", description="mo_asha: successive halving on (accuracy, cost), keeping the cheap end of the front; "
+                               "asha: on accuracy alone; none: every trial runs to its end")
+    eta: int = Field(3, ge=2, description="a trial goes on past a rung if it ranks in the top 1/eta there")
+    grace: int = Field(1, ge=1, description="the first rung (epochs)")
+    max_t: int = Field(100, ge=1, description="no rung beyond this many epochs")
+
+    @model_validator(mode="after")
+    def _rungs(self) -> EarlyStoppingConfig:
+        self.rungs()  # max_t >= grace
+        return self
+
+    def rungs(self) -> Rungs:
+        return Rungs(self.rule, self.eta, self.grace, self.max_t)
+
+
 class StrategyRun(BaseModel):
     model_config = _STRICT
     name: str
@@ -139,6 +160,7 @@ class StudyConfig(BaseModel):
     sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
     objectives: tuple[str, ...] = ("accuracy", "flops", "latency_ms")
     strategies: tuple[StrategyRun, ...] = Field(min_length=1)
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     storage: str | None = Field(None, description="Optuna storage URL (default: sqlite in the output folder)")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
 

@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from headsearch.cost import HardwareProfile
 from headsearch.gates import BudgetGates, StaticGates, deployment_order, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, train
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
@@ -96,29 +97,45 @@ def test_one_export_serves_every_budget(trained, tmp_path):
         load(tmp_path / "single", budget=0.5)
 
 
+def _recording(reports: list):
+    """A progress hook that asks for everything a driver may ask for: (step, accuracy, cost)."""
+    return lambda step, accuracy, cost: reports.append((step, accuracy(), cost()))
+
+
 @pytest.mark.parametrize("name", ["static_gates", "budgeted_gates", "budgetformer"])
-def test_training_strategies_report_accuracy_after_every_epoch(name):
-    """What a driver's early stopping sees: one report per epoch, the last one the candidate's own accuracy."""
+def test_training_strategies_report_accuracy_and_cost_after_every_epoch(name):
+    """What a driver's early stopping sees: one report per epoch, the last one the candidate's own accuracy and
+    heads (a routed model: its mean FLOPs ratio). Budget-conditioned gates' checkpoint serves every budget, so
+    its training is never reported (stopping it would only have the next trial train it again)."""
     from headsearch.models.encoded import EncodedSplit
+    from headsearch.objectives import Evaluator
     from headsearch.strategies.registry import get
 
     context = tiny_context(trained=True, layers=2, heads=4)  # fresh: no cached checkpoint, so it trains
     reports = []
-    context.progress_hook = lambda step, accuracy: reports.append((step, accuracy))
+    context.progress_hook = _recording(reports)
     params = {"budget": 0.5, "epochs": 2, "max_epochs": 2, "train_rows": 200}
     candidate = get(name).cls().propose(params, context)
-    assert [step for step, _ in reports] == [1, 2]
+    if name == "budgeted_gates":
+        assert reports == []
+        return
+    assert [step for step, _, _ in reports] == [1, 2]
     clf = candidate.model
     final = (EncodedSplit(clf, context.search).accuracy(clf.runtime) if clf.router is not None
              else EncodedSplit(clf, context.search).accuracy(clf.model.prune(candidate.head_config)))
     assert reports[-1][1] == pytest.approx(final)
+    if clf.router is None:
+        assert reports[-1][2] == candidate.head_config
+    else:  # the routed model's mean FLOPs ratio, as the evaluator measures it
+        evaluator = Evaluator(context.dense, context.search, HardwareProfile(seq_len=context.seq_len), repeats=1)
+        assert reports[-1][2] == pytest.approx(evaluator.evaluate_routed(clf).flops_ratio)
     context.progress_hook = None
     assert get(name).cls().propose(params, context).head_config == candidate.head_config  # cached: no reports, same result
 
 
 @pytest.mark.parametrize(("name", "params", "steps"), [
     ("static_gates", {"budget": 0.5, "epochs": 1, "max_epochs": 1, "train_rows": 200, "recovery_epochs": 2}, [1, 2, 3]),
-    ("budgeted_gates", {"budget": 0.5, "epochs": 1, "train_rows": 200, "adapt_epochs": 1}, [1, 2]),
+    ("budgeted_gates", {"budget": 0.5, "epochs": 1, "train_rows": 200, "adapt_epochs": 1}, [2]),
     ("cahp", {"recovery_epochs": 2, "recovery_rows": 200, "pool_size": 8, "embedding": "pca"}, [1, 2]),
 ])
 def test_recovery_epochs_are_reported_too(name, params, steps):
@@ -130,7 +147,8 @@ def test_recovery_epochs_are_reported_too(name, params, steps):
 
     context = tiny_context(trained=True, layers=2, heads=4)
     reports = []
-    context.progress_hook = lambda step, accuracy: reports.append((step, accuracy))
+    context.progress_hook = _recording(reports)
     candidate = get(name).cls().propose(params, context)
-    assert [step for step, _ in reports] == steps
+    assert [step for step, _, _ in reports] == steps
     assert reports[-1][1] == pytest.approx(EncodedSplit(candidate.model, context.search).accuracy(candidate.model.model))
+    assert reports[-1][2] == candidate.head_config

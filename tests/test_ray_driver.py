@@ -1,5 +1,5 @@
 """The Ray Tune driver on a real local Ray instance (2 CPUs): the same trials as the Optuna driver, trials
-run concurrently, ASHA stopping lagging trials, everything in the same Optuna storage and MLflow store."""
+run concurrently, the early-stopping rule stopping outranked trials, everything in the same Optuna storage and MLflow store."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from tiny_study import PLUGINS, write_study
 
 from headsearch.pareto import non_dominated
+from headsearch.search.rungs import rung_points
 from headsearch.search.storage import optuna_storage
 from headsearch.study import load_points, load_run, run_study
 from headsearch.study_config import load_study
@@ -157,20 +158,27 @@ def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slo
     assert statuses == {0: "complete", 1: "complete", 2: "failed", 3: "complete"}
 
 
-def test_asha_stops_lagging_trials_and_optuna_records_them_pruned(tmp_path):
-    """A strategy that reports accuracy per epoch: trials below ASHA's cut-off at a rung are stopped, kept in
-    the storage as PRUNED with their last report, and logged to MLflow as pruned; the others complete."""
-    config = load_study(write_study(tmp_path, [{"name": "progress-probe", "n_trials": 8}]))
+def test_ray_scheduler_stops_outranked_trials_by_the_studys_rule_and_optuna_records_them_pruned(tmp_path):
+    """A strategy that reports (accuracy, heads) per epoch: Ray Tune's scheduler applies the study's MO-ASHA
+    rule to the rung records in the storage; stopped trials are kept as PRUNED with their last report, logged
+    to MLflow as pruned, and count; the others complete."""
+    config = load_study(write_study(tmp_path, [{"name": "progress-probe", "n_trials": 8}],
+                                    objectives=["accuracy", "flops"], early_stopping={"rule": "mo_asha", "eta": 2}))
     run = run_study(config, progress=False, echo=quiet, driver="ray", max_concurrent=1)
     trials = _trials(run, "progress-probe")
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(pruned) + len(complete) == 8 and pruned and complete
-    for t in pruned:
-        assert t.user_attrs["stopped_early"]["accuracy"] == pytest.approx(t.params["quality"])
-        assert "objectives" not in t.user_attrs
-        # ASHA stops a trial only below the best of those that reached the same rung before it
-        assert t.params["quality"] < max(c.params["quality"] for c in trials if c.number < t.number)
+    rungs = config.early_stopping.rungs()
+    for t in trials:  # one trial at a time: each met the rung records of the trials numbered before it
+        stopped = t.user_attrs.get("stopped_early")
+        for rung in [r for r in rungs.levels if r <= (stopped["rung"] if stopped else 4)]:
+            point = tuple(t.user_attrs[f"rung:{rung}"])
+            assert point[0] == pytest.approx(t.params["quality"])
+            others = rung_points([u for u in trials if u.number < t.number], rung, exclude=t.number)
+            assert rungs.promote(point, others) == (not stopped or rung < stopped["rung"])
+        if stopped:
+            assert stopped["accuracy"] == pytest.approx(t.params["quality"]) and "objectives" not in t.user_attrs
     assert all(t.user_attrs["info"]["quality"] == t.params["quality"] for t in complete)
     statuses = {int(r.data.tags["trial"]): r.data.tags["status"] for r in _mlflow_trials(tmp_path)}
     assert statuses == {t.number: "pruned" if t.state == TrialState.PRUNED else "complete" for t in trials}

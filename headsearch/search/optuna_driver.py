@@ -10,6 +10,10 @@ handed it, and fails trials whose process died (``fail_dead_trials``).
 A killed trial (its process interrupted, or found dead) is failed with the reason, recorded in the
 study's user attributes (``killed:N``), and its parameters are enqueued to run again; it no longer
 counts towards ``n_trials``, so a study killed and resumed still ends with ``n_trials`` finished.
+
+Trials that train report after each epoch; at rungs the early-stopping rule (``headsearch.early_stopping``,
+multi-objective successive halving by default) compares them with the rung records every worker wrote in
+the storage (``headsearch.search.rungs``) and stops the outranked ones: PRUNED with ``stopped_early``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from headsearch._process import died_here, worker_name
+from headsearch.early_stopping import Rungs
 from headsearch.errors import HeadsearchError
 from headsearch.objectives import DIRECTIONS
+from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason
 from headsearch.searchspace import SearchSpace
@@ -42,6 +48,7 @@ def optuna_study_name(study: str, strategy: str) -> str:
 
 
 UNNAMED_GRACE_S = 60.0
+NO_STOPPING = Rungs(rule="none")
 
 
 def check_new_studies(storage: str, study: str, strategies: Sequence[str]) -> None:
@@ -68,11 +75,13 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
 
 
 def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, n_trials: int, progress: bool = True,
-               hardware: Mapping[str, Any] | None = None) -> int:
+               hardware: Mapping[str, Any] | None = None, rungs: Rungs = NO_STOPPING) -> int:
     """Run trials until the study holds ``n_trials`` finished or running ones; returns how many ran here.
 
     ``hardware``: the profile the objectives are measured on, recorded with every trial; a study whose
-    finished trials were measured on another profile is refused, so that one front never mixes hardware."""
+    finished trials were measured on another profile is refused, so that one front never mixes hardware.
+    ``rungs``: early stopping of trials that train, against the rung records in the study's storage (shared
+    with every worker); a stopped trial is PRUNED and counts."""
     if hardware is not None:
         check_hardware(study, dict(hardware))
     context = runner.context
@@ -93,6 +102,8 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
             trial.set_user_attr(WORKER_ATTR, worker_name())
             if hardware is not None:
                 trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
+            context.progress_hook = TrialRungs(rungs, trial.number, trial.set_user_attr, runner.price,
+                                               trials=lambda: study.get_trials(deepcopy=False)).hook
             try:
                 outcome = runner.run(trial.number,
                                      lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
@@ -102,9 +113,13 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
                 study.tell(trial, state=TrialState.FAIL)
                 rerun_killed(study, trial.number, trial.params, reason)
                 raise
+            finally:
+                context.progress_hook = None
             for key, value in outcome.attrs.items():
                 trial.set_user_attr(key, value)
-            if outcome.values is None:
+            if outcome.record.pruned:
+                study.tell(trial, state=TrialState.PRUNED)
+            elif outcome.values is None:
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 study.tell(trial, outcome.values)
@@ -129,11 +144,12 @@ def _surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
 
 
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count towards ``n_trials``: finished, failed or running (not given back as PRUNED),
-    except killed ones, whose parameters run again."""
+    """The trials that count towards ``n_trials``: finished, failed, running or stopped early (not those
+    given back as PRUNED), except killed ones, whose parameters run again."""
     killed = killed_trials(study)
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING))
-            if t.number not in killed]
+    return [t for t in study.get_trials(deepcopy=False) if t.number not in killed and (
+        t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING)
+        or (t.state == TrialState.PRUNED and EARLY_STOP_ATTR in t.user_attrs))]
 
 
 KILLED_PREFIX = "killed:"  # study user attribute killed:N = why trial N was killed

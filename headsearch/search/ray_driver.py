@@ -4,9 +4,11 @@ Ray Tune's ``OptunaSearch`` asks the study's own Optuna study (same storage, sam
 trial's parameters, multi-objective (metric and mode lists on the searcher). Each trial runs in a Ray
 worker that builds its ``TrialRunner`` once per process (``runner()``: data, the dense model from the run
 folder, the prepared strategy, MLflow logging), records the same user attributes as the Optuna driver and
-reports the objectives. Strategies that train report their accuracy after each epoch
-(``StudyContext.progress_hook``); ASHA stops the weak ones and the searcher records them as PRUNED. The
-front is read from the storage afterwards, never from Ray's ``ResultGrid`` (which knows one metric).
+reports the objectives. Strategies that train report after each epoch (``StudyContext.progress_hook``); at
+rungs the worker records its (accuracy, cost) in the storage and reports them to Ray Tune, whose scheduler
+(``RungScheduler``) decides by the same early-stopping rule as the Optuna driver against the rung records
+in the storage, and the searcher records stopped trials as PRUNED. The front is read from the storage
+afterwards, never from Ray's ``ResultGrid`` (which knows one metric).
 
 On a cluster (``address``) the run folder, the data and the storage must be reachable from every node at
 the same path or URI: a shared file system and an RDB storage such as PostgreSQL.
@@ -14,6 +16,7 @@ the same path or URI: a shared file system and an RDB storage such as PostgreSQL
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -26,35 +29,37 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
 from headsearch._process import worker_name
+from headsearch.early_stopping import Rungs
 from headsearch.objectives import DIRECTIONS
-from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials
+from headsearch.search.optuna_driver import NO_STOPPING, SAMPLERS, check_hardware, counted_trials, fail_dead_trials
+from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
 from headsearch.searchspace import SearchSpace
 
 TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray trial beside its parameters
 STATUS = "status"  # every report says whether it is a trial's outcome: "complete", "failed" or "running"
-EARLY_STOP_ATTR = "stopped_early"  # user attribute of a trial ASHA stopped: its last intermediate report
 
 
 def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space: SearchSpace, *,
                    objectives: Sequence[str], sampler: str, seed: int, n_trials: int, num_layers: int, num_heads: int,
                    hardware: Mapping[str, Any], storage: str, experiment_dir: Path, max_concurrent: int | None = None,
-                   early_stopping: bool = True, progress: bool = True,
+                   rungs: Rungs = NO_STOPPING, progress: bool = True,
                    on_ended: Callable[[TrialRecord], None] | None = None) -> int:
     """Run the study's missing trials (``n_trials`` finished or running in all) as Ray Tune trials on the
     Ray instance this process is connected to (``ray_instance``); returns how many ran.
 
     ``runner``: a picklable factory, called in each Ray worker, of the ``TrialRunner`` that runs a trial
     there. ``max_concurrent``: trials at once (default: as many as the Ray instance's CPUs allow).
-    ``on_ended``: called here with each trial that ended before its worker could record it (stopped by
-    ASHA, or its worker failed); the worker's runner records the others."""
+    ``rungs``: early stopping of trials that train (``RungScheduler``). ``on_ended``: called here with each
+    trial that ended before its worker could record it (stopped early, or its worker failed); the worker's
+    runner records the others."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
     hardware = dict(hardware)
     check_hardware(study, hardware)
@@ -69,15 +74,13 @@ def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space
     searcher = _FrontSearch(space=_Suggest(space, num_layers, num_heads, hardware), metric=list(objectives),
                             mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
                             sampler=SAMPLERS[sampler](seed), study_name=study.study_name, storage=optuna_storage(storage))
-    # ASHA compares the accuracy reported after each epoch of trials that train; a trial that reports once
-    # (most strategies) is only ever compared on its final result, which it has already delivered
-    scheduler = (ASHAScheduler(metric="accuracy", mode="max", max_t=100, grace_period=1, reduction_factor=2)
-                 if early_stopping else FIFOScheduler())
+    scheduler = FIFOScheduler() if rungs.rule == "none" else RungScheduler(rungs, storage, study.study_name)
     trainable = tune.with_resources(
         tune.with_parameters(_trainable, runner=runner, storage=storage, study_name=study.study_name,
-                             objectives=list(objectives), cwd=os.getcwd()),
+                             objectives=list(objectives), cwd=os.getcwd(), rungs=rungs),
         resources)
-    bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not progress, on_ended=on_ended)
+    bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not progress,
+                    on_ended=on_ended, rule=rungs.rule)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
@@ -133,7 +136,7 @@ class _Suggest:
 
 
 def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str, study_name: str,
-               objectives: list[str], cwd: str) -> None:
+               objectives: list[str], cwd: str, rungs: Rungs) -> None:
     """One Ray Tune trial: run the Optuna trial named in ``config`` and report its objectives."""
     os.chdir(cwd)  # Ray starts trials in their own folder; the study's relative paths are the driver's
     params = dict(config)
@@ -144,10 +147,11 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     storage_.set_trial_user_attr(trial_id, WORKER_ATTR, worker_name())
     unknown = {o: math.nan for o in objectives}  # Ray Tune wants every searcher metric in every report
 
-    def progress(step: int, accuracy: float) -> None:  # a scheduler's stop ends the trial in here (SystemExit)
-        tune.report({**unknown, "accuracy": accuracy, "step": step, STATUS: "running"})
+    def report(at_rung: dict[str, Any]) -> None:  # the scheduler's stop ends the trial in here
+        tune.report({**unknown, **at_rung, STATUS: "running"})
 
-    trial_runner.context.progress_hook = progress
+    trial_runner.context.progress_hook = TrialRungs(
+        rungs, number, functools.partial(storage_.set_trial_user_attr, trial_id), trial_runner.price, notify=report).hook
     try:
         outcome = trial_runner.run(number, lambda: params)
     finally:
@@ -159,6 +163,30 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     else:
         tune.report({**dict(zip(objectives, outcome.values, strict=True)), "accuracy": outcome.record.objectives.accuracy,
                      STATUS: "complete"})
+
+
+class RungScheduler(FIFOScheduler):
+    """Ray Tune's side of early stopping: each report a trial makes at a rung is compared, by the study's
+    rule, with what the other trials recorded at that rung in the storage (its own record was written by its
+    worker before the report), and the trial is stopped when it is outranked."""
+
+    def __init__(self, rungs: Rungs, storage: str, study_name: str):
+        super().__init__()
+        self.rungs, self.storage, self.study_name = rungs, storage, study_name
+        self._storage: Any = None  # opened on the first report; not pickled with the scheduler
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_storage": None}
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(STATUS) != "running" or "rung" not in result:
+            return TrialScheduler.CONTINUE
+        if self._storage is None:
+            self._storage = optuna_storage(self.storage)
+        trials = self._storage.get_all_trials(self._storage.get_study_id_from_name(self.study_name), deepcopy=False)
+        others = rung_points(trials, int(result["rung"]), exclude=int(trial.config[TRIAL_NUMBER]))
+        go_on = self.rungs.promote((float(result["accuracy"]), float(result["cost"])), others)
+        return TrialScheduler.CONTINUE if go_on else TrialScheduler.STOP
 
 
 class _FrontSearch(OptunaSearch):
@@ -177,7 +205,8 @@ class _FrontSearch(OptunaSearch):
 
 
 def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
-    return {"step": int(result["step"]), "accuracy": float(result["accuracy"])}
+    return {"step": int(result["step"]), "rung": int(result["rung"]), "accuracy": float(result["accuracy"]),
+            "cost": float(result["cost"])}
 
 
 class _Progress(tune.Callback):
@@ -185,8 +214,9 @@ class _Progress(tune.Callback):
     that ended without running to its end in the worker (stopped by the scheduler, or its worker failed),
     which the worker could not log itself."""
 
-    def __init__(self, total: int, *, desc: str, disable: bool, on_ended: Callable[[TrialRecord], None] | None):
-        self.ended, self.on_ended = 0, on_ended
+    def __init__(self, total: int, *, desc: str, disable: bool, on_ended: Callable[[TrialRecord], None] | None,
+                 rule: str):
+        self.ended, self.on_ended, self.rule = 0, on_ended, rule
         self._bar = tqdm(total=total, desc=desc, unit="trial", disable=disable, leave=False)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -204,7 +234,7 @@ class _Progress(tune.Callback):
             params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER}
             info = {f"stopped_at_{k}": v for k, v in _stopped_at(last).items()} if stopped else {}
             self.on_ended(TrialRecord(int(trial.config[TRIAL_NUMBER]), params, None, None,
-                                      "stopped early by ASHA" if stopped else "", error, info, pruned=stopped))
+                                      f"stopped early ({self.rule})" if stopped else "", error, info, pruned=stopped))
 
     def close(self) -> None:
         self._bar.close()

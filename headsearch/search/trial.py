@@ -16,6 +16,7 @@ from typing import Any
 from headsearch.heads import HeadConfig
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Objectives
+from headsearch.search.rungs import EARLY_STOP_ATTR, StoppedEarly
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 WORKER_ATTR = "worker"  # host:pid of the process running a trial
@@ -32,7 +33,7 @@ class TrialRecord:
     error: str | None
     info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
     artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
-    pruned: bool = False  # stopped early by the driver's scheduler (Ray Tune's ASHA) at an intermediate report
+    pruned: bool = False  # stopped early at a rung (``headsearch.early_stopping``)
     killed: bool = False  # its process was interrupted or died; the driver runs its parameters again
 
     @property
@@ -75,12 +76,15 @@ class TrialRunner:
     objectives: Sequence[str]
     on_trial: Callable[[TrialRecord], None] | None = None
     save_model: Callable[[int, TextClassifier], str] | None = None
+    # a trial's cost while it trains, for early stopping (``Evaluator.cost_ratio`` as the study prices it)
+    price: Callable[[HeadConfig | float], float] = field(default=lambda cost: float("nan"), repr=False)
 
     def run(self, number: int, params: Callable[[], Mapping[str, Any]]) -> Outcome:
         """Trial ``number`` with the parameters ``params()`` samples. A trial that raises or gives a NaN
         objective is an outcome too (failed, with its reason): the study goes on."""
         sampled, config, description, info, artifacts, result, error = {}, None, "", {}, {}, None, None
         attrs: dict[str, Any] = {}
+        pruned = False
         try:
             sampled = dict(params())
             candidate = self.strategy.propose(sampled, self.context)
@@ -96,13 +100,16 @@ class TrialRunner:
                 attrs["info"] = info
             if candidate.model is not None and self.save_model is not None:
                 attrs["model_dir"] = self.save_model(number, candidate.model)
+        except StoppedEarly as stop:  # outranked at a rung: PRUNED, its last report kept
+            attrs, values, result, config, description = {EARLY_STOP_ATTR: stop.report}, None, None, None, str(stop)
+            info, pruned = {f"stopped_at_{k}": v for k, v in stop.report.items()}, True
         except Exception as exc:  # a failing trial is data, not the end of the study
             error = f"{type(exc).__name__}: {exc}"
             attrs, values, result = {"fail_reason": error}, None, None
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: logged as killed, then the driver stops
             self.killed(number, sampled, interrupted_reason(stop))
             raise
-        record = TrialRecord(number, sampled, result, config, description, error, info, artifacts)
+        record = TrialRecord(number, sampled, result, config, description, error, info, artifacts, pruned=pruned)
         if self.on_trial is not None:
             try:
                 self.on_trial(record)

@@ -38,15 +38,18 @@ class StudyContext:
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
     train: TextDataset | None = None
-    # set by a driver that stops weak trials early (Ray Tune's ASHA): sees (step, accuracy so far)
-    progress_hook: Callable[[int, float], None] | None = field(default=None, repr=False)
+    # set by a driver that stops weak trials early (``headsearch.early_stopping``): sees each report
+    progress_hook: Callable[[int, Callable[[], float], Callable[[], HeadConfig | float]], None] | None = field(
+        default=None, repr=False)
 
-    def report_progress(self, step: int, accuracy: Callable[[], float]) -> None:
-        """Strategies that train call this after each epoch (``step`` counts from 1) with the accuracy of
-        the candidate as it stands on ``search``; it is computed only when a driver listens, and the
-        driver may end the trial here."""
+    def report_progress(self, step: int, accuracy: Callable[[], float], cost: Callable[[], HeadConfig | float]) -> None:
+        """Strategies that train call this after each epoch (``step`` counts from 1): ``accuracy()`` of the
+        candidate as it stands on ``search``, and ``cost()``: the head configuration it stands at (the driver
+        prices it as the study does: FLOPs ratio, or latency ratio where latency is an objective), or for a
+        model routed per input its mean FLOPs ratio. Both are called only when the driver compares trials
+        at this step, and the driver may end the trial here."""
         if self.progress_hook is not None:
-            self.progress_hook(step, accuracy())
+            self.progress_hook(step, accuracy, cost)
 
     @property
     def num_layers(self) -> int:

@@ -42,7 +42,7 @@ class BudgetedGatesStrategy(Strategy):
                             TrainConfig(epochs=adapt, learning_rate=setting["learning_rate"], seed=context.seed),
                             teacher=lambda ids, mask: clf.model(ids, mask, gates=soft), progress=True,
                             on_epoch=lambda epoch, pruned: context.report_progress(  # after the checkpoint's epochs
-                                setting["epochs"] + epoch, lambda: accuracy(pruned, context.search)))
+                                setting["epochs"] + epoch, lambda: accuracy(pruned, context.search), lambda: config))
             model.meta.pop("head_order", None)  # sliced and retrained: it serves this budget only
         else:
             model = clf  # the checkpoint itself: sliced for this trial, and one export serves every budget
@@ -71,13 +71,11 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         gates = BudgetGates(context.num_layers, context.num_heads, budgets=(setting["budget_min"], 0.95),
                             mass_weight=setting["mass_weight"], overshoot_weight=setting["overshoot_weight"],
                             learning_rate=setting["gate_lr"], seed=context.seed)
-        # progress is the accuracy at the budget of the trial that trains the checkpoint
-        count = heads_for_budget(float(params["budget"]), context.num_layers, context.num_heads)
+        # no progress reports: the checkpoint serves every budget, and stopping the trial that trains it
+        # would only have the next trial train it again
         train(clf, training_rows(context, setting["train_rows"]),
               TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
-              gates=gates, progress=True,
-              on_epoch=lambda epoch: context.report_progress(epoch, lambda: accuracy(
-                  clf.prune(keep_first(gates.order(), count, context.num_layers, context.num_heads)), context.search)))
+              gates=gates, progress=True)
         clf.meta["head_order"] = [list(h) for h in gates.order()]  # the keeping order; a multi-budget export records it
         return clf, gates
 

@@ -16,6 +16,7 @@ linear budget penalty; the global controller reads the embeddings (layer 0's inp
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from scipy.stats import spearmanr
 
+from headsearch.cost.flops import count_flops
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
@@ -32,7 +34,7 @@ from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
-from headsearch.routing import HeadRouter, RouterSpec, RouterTraining
+from headsearch.routing import HeadRouter, RouterSpec, RouterTraining, routed_flops
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -95,21 +97,30 @@ def fit(context: StudyContext, setting: Mapping[str, Any]) -> TextClassifier:
     losses = train(clf, training_rows(context, setting["train_rows"]),
                    TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
                    gates=schedule, progress=True,
-                   on_epoch=lambda epoch: context.report_progress(epoch, lambda: _routed_accuracy(clf, router, context.search)))
+                   on_epoch=lambda epoch: _report(context, epoch, clf, router))
     router.eval()
     clf.router = router
     clf.meta["budgetformer"] = {"setting": dict(setting), "epoch_losses": losses}
     return clf
 
 
-def _routed_accuracy(clf: TextClassifier, router: HeadRouter, data: TextDataset) -> float:
-    """Accuracy of ``clf`` routed by ``router`` in the middle of training (the router's mode is restored)."""
-    training, clf.router = router.training, router
-    try:
-        return EncodedSplit(clf, data).accuracy(clf.runtime)
-    finally:
-        clf.router = None
-        router.train(training)
+def _report(context: StudyContext, epoch: int, clf: TextClassifier, router: HeadRouter) -> None:
+    """Progress after an epoch: accuracy of ``clf`` routed by ``router`` on the search split and its mean FLOPs
+    ratio there, measured in one pass when the driver asks for either (the router's mode is restored)."""
+    @functools.cache
+    def measured() -> tuple[float, float]:
+        training, clf.router = router.training, router
+        try:
+            with router.tracing() as trace:
+                acc = EncodedSplit(clf, context.search).accuracy(clf.runtime)
+        finally:
+            clf.router = None
+            router.train(training)
+        shape = clf.model.shape
+        dense = count_flops(shape, HeadConfig.dense(shape.num_layers, shape.num_heads), context.seq_len).total
+        return acc, routed_flops(shape, trace.kept().sum(-1), router.spec, context.seq_len) / dense
+
+    context.report_progress(epoch, lambda: measured()[0], lambda: measured()[1])
 
 
 @dataclass(frozen=True)

@@ -228,7 +228,7 @@ class CAHPStrategy(Strategy):
             model = recover(context.dense, config, rows, TrainConfig(epochs=s.recovery_epochs, learning_rate=s.recovery_lr,
                                                                      seed=context.seed), progress=True,
                             on_epoch=lambda epoch, pruned: context.report_progress(
-                                epoch, lambda: accuracy(pruned, context.search)))
+                                epoch, lambda: accuracy(pruned, context.search), lambda: config))
             info["recovery_rows"] = len(rows)
         description = (f"CAHP: {sel.k} clusters ({s.embedding}, knee of {s.curve}"
                        f"{'' if sel.knee.fallback is None else ', fallback ' + sel.knee.fallback}), "

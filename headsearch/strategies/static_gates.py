@@ -13,6 +13,7 @@ Trained checkpoints are cached per study and setting: repeated settings cost not
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,8 +48,8 @@ class StaticGatesStrategy(Strategy):
                 loss = train(clf, data, TrainConfig(epochs=1, learning_rate=lr, seed=context.seed + ran), gates=gates,
                              progress=True)[-1]
                 ran += 1
-                context.report_progress(ran, lambda: accuracy(clf.prune(keep_first(gates.order(), count, L, H)),
-                                                              context.search))
+                standing = functools.cache(lambda: keep_first(gates.order(), count, L, H))  # the heads kept now
+                context.report_progress(ran, lambda s=standing: accuracy(clf.prune(s()), context.search), standing)
             return clf, gates.order(), gates.expected_mass().item(), loss, ran
 
         clf, order, mass, loss, ran = context.cached_model(
@@ -59,7 +60,7 @@ class StaticGatesStrategy(Strategy):
         if recovery:  # its epochs are reported after the gate epochs (steps ran + 1, ...)
             train(model, training_rows(context, rows), TrainConfig(epochs=recovery, learning_rate=lr, seed=context.seed),
                   progress=True, on_epoch=lambda epoch: context.report_progress(
-                      ran + epoch, lambda: accuracy(model, context.search)))
+                      ran + epoch, lambda: accuracy(model, context.search), lambda: config))
         info = {"budget": budget, "heads_kept": config.total_kept, "expected_gate_mass": mass, "final_train_loss": loss,
                 "gate_epochs": ran, "mass_met_budget": mass <= budget + MASS_TOLERANCE,
                 "warm_start": warm, "recovery_epochs": recovery}

@@ -1,5 +1,5 @@
 """Test plug-in that "trains": it reports ``quality`` as its accuracy after each of 4 epochs, then keeps the
-first k heads of every layer. A driver that stops lagging trials early stops the low-quality ones."""
+first k heads of every layer. A driver that stops trials early stops the outranked ones."""
 
 from headsearch.heads import HeadConfig
 from headsearch.strategies import Candidate, Strategy
@@ -10,8 +10,7 @@ class ProgressProbe(Strategy):
     search_space = __file__.replace(".py", ".yaml")
 
     def propose(self, params, context):
+        config = HeadConfig(tuple(tuple(range(params["k"])) for _ in range(context.num_layers)), context.num_heads)
         for epoch in range(1, 5):
-            context.report_progress(epoch, lambda: params["quality"])
-        k = params["k"]
-        return Candidate(HeadConfig(tuple(tuple(range(k)) for _ in range(context.num_layers)), context.num_heads),
-                         info={"quality": params["quality"]})
+            context.report_progress(epoch, lambda: params["quality"], lambda: config)
+        return Candidate(config, info={"quality": params["quality"]})

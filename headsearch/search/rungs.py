@@ -1,0 +1,73 @@
+"""Early stopping's rung records, kept in the study's Optuna storage so that every process running the study's
+trials (``headsearch worker``s, Ray workers, a resumed run) compares against one set of rungs.
+
+A trial's report at a rung is its user attribute ``rung:STEP = [accuracy, cost]``; the rule that decides is
+``headsearch.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report) and counts
+towards ``n_trials``; ``epochs_reported`` counts the epochs a trial trained (one report each; a fit it took
+from the study's cache trained none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from headsearch.early_stopping import Rungs
+from headsearch.heads import HeadConfig
+
+RUNG_PREFIX = "rung:"
+EARLY_STOP_ATTR = "stopped_early"  # {"step", "rung", "accuracy", "cost"} of a trial stopped at a rung
+EPOCHS_ATTR = "epochs_reported"  # how many epochs the trial reported: those it trained
+
+
+class StoppedEarly(Exception):  # noqa: N818 (an outcome, not an error)
+    """Raised from a trial's progress report when the rule stops it; the trial runner records it as PRUNED."""
+
+    def __init__(self, report: dict[str, float]):
+        super().__init__(f"stopped early at step {report['step']} (accuracy {report['accuracy']:.4f}, cost "
+                         f"{report['cost']:.3f}: outranked at rung {report['rung']})")
+        self.report = report
+
+
+def rung_points(trials: Iterable[FrozenTrial], rung: int, *, exclude: int) -> list[tuple[float, float]]:
+    """``(accuracy, cost)`` that the trials other than number ``exclude`` reported at ``rung``, in any state
+    (a trial stopped later, finished or failed was still measured there)."""
+    key = f"{RUNG_PREFIX}{rung}"
+    return [tuple(t.user_attrs[key]) for t in trials if t.number != exclude and key in t.user_attrs]
+
+
+@dataclass
+class TrialRungs:
+    """One trial's side of early stopping: ``hook`` is its ``StudyContext.progress_hook``. It records (with
+    ``set_attr``, the trial's user attributes) how many epochs it reported and, at each rung due, the trial's ``(accuracy,
+    cost)``, cost priced by ``price``. With ``trials`` (the study's trials) it also decides, comparing them with
+    the others' (the Optuna driver); without, ``notify`` hands the report to whatever decides (Ray Tune's
+    scheduler)."""
+
+    rungs: Rungs
+    number: int
+    set_attr: Callable[[str, Any], None]
+    price: Callable[[HeadConfig | float], float]
+    trials: Callable[[], Iterable[FrozenTrial]] | None = None
+    notify: Callable[[dict[str, Any]], None] | None = None
+    recorded: set[int] = field(default_factory=set)
+    epochs: int = 0
+
+    def hook(self, step: int, accuracy: Callable[[], float], cost: Callable[[], HeadConfig | float]) -> None:
+        self.epochs += 1
+        self.set_attr(EPOCHS_ATTR, self.epochs)
+        rung = self.rungs.due(step, self.recorded)
+        if rung is None:
+            return
+        point = (float(accuracy()), float(self.price(cost())))
+        go_on = self.trials is None or self.rungs.promote(point, rung_points(self.trials(), rung, exclude=self.number))
+        self.recorded.add(rung)
+        self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))
+        report = {"step": step, "rung": rung, "accuracy": point[0], "cost": point[1]}
+        if self.notify is not None:
+            self.notify(report)
+        if not go_on:
+            raise StoppedEarly(report)
