@@ -62,6 +62,16 @@ def test_missing_inputs(refused, args, message):
     refused(message, *args)
 
 
+@pytest.mark.parametrize(("early_stopping", "message"), [
+    ({"rule": "hyperband"}, "early_stopping.rule"),
+    ({"rule": "mo_asha", "eta": 1}, "early_stopping.eta"),
+    ({"grace": 4, "max_t": 2}, "max_t >= grace"),
+])
+def test_bad_early_stopping_setting_is_one_line(refused, tmp_path, early_stopping, message):
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}], early_stopping=early_stopping)
+    refused(message, "run", "study.yaml")
+
+
 def test_yaml_error_is_one_line(refused, tmp_path):
     (tmp_path / "tab.yaml").write_text("name: x\n\tstrategies: []\n")
     refused("tab.yaml: not valid YAML (found character '\\t' that cannot start any token at line 2, column 1)",
