@@ -5,12 +5,12 @@
 Runs the study's dense model (trained once, copied into every run folder) with static_gates, budgeted_gates
 (adaptation of 1 to 3 epochs, so that its trials train) and budgetformer, ``--trials`` each, once per rule,
 through the Optuna driver with objectives accuracy and FLOPs (so a rung's cost is the FLOPs ratio and no
-timing noise enters). Every run asks the same sampler with the same seed; a stopped trial changes what the
-sampler learns, so later trials' parameters may differ between rules. Prints per rule and strategy: trials
-completed and stopped, training epochs spent (the epochs every trial reported, summed; budgeted_gates'
-shared checkpoint, trained once per run under every rule, reports none and is not counted), hypervolume
-(accuracy x FLOPs) of the completed trials, and the ratios to no stopping; then every stopped trial with its
-budget and where it stopped.
+timing noise enters). Every run asks the same sampler with the same seed: NSGA-II's first generation (50
+trials by default) is random draws from the seed, so up to 50 trials each rule runs the same parameters.
+Prints per rule and strategy: trials completed and stopped, training epochs spent (the epochs every trial
+reported, summed; budgeted_gates' shared checkpoint, trained once per run under every rule, reports none and
+is not counted), hypervolume (accuracy x FLOPs) of the completed trials, and the ratios to no stopping; then
+every stopped trial with its budget and where it stopped.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("study")
     parser.add_argument("--trials", type=int, default=24, help="trials per strategy and rule")
     parser.add_argument("--rules", default="none,asha,mo_asha")
-    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--eta", type=int, default=4)
     parser.add_argument("--train-rows", type=int, default=None, help="override the strategies' train_rows")
     parser.add_argument("--keep", help="folder to keep the runs in (default: a temporary one, removed)")
     args = parser.parse_args()

@@ -28,7 +28,7 @@ class Rungs:
     """Where trials are compared: steps ``grace, grace*eta, grace*eta**2, ...`` not beyond ``max_t``."""
 
     rule: Rule = "mo_asha"
-    eta: int = 3
+    eta: int = 4
     grace: int = 1
     max_t: int = 100
 

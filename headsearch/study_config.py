@@ -129,7 +129,7 @@ class EarlyStoppingConfig(BaseModel):
     rule: Literal["mo_asha", "asha", "none"] = Field(
         "mo_asha", description="mo_asha: successive halving on (accuracy, cost), keeping the cheap end of the front; "
                                "asha: on accuracy alone; none: every trial runs to its end")
-    eta: int = Field(3, ge=2, description="a trial goes on past a rung if it ranks in the top 1/eta there")
+    eta: int = Field(4, ge=2, description="a trial goes on past a rung if it ranks in the top 1/eta there")
     grace: int = Field(1, ge=1, description="the first rung (epochs)")
     max_t: int = Field(100, ge=1, description="no rung beyond this many epochs")
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import torch
+
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import HeadedModel
@@ -47,9 +49,11 @@ class StudyContext:
         candidate as it stands on ``search``, and ``cost()``: the head configuration it stands at (the driver
         prices it as the study does: FLOPs ratio, or latency ratio where latency is an objective), or for a
         model routed per input its mean FLOPs ratio. Both are called only when the driver compares trials
-        at this step, and the driver may end the trial here."""
+        at this step, and the driver may end the trial here. The random state is restored after (a routed
+        model's noise draws while it is measured), so reporting never changes how the trial trains."""
         if self.progress_hook is not None:
-            self.progress_hook(step, accuracy, cost)
+            with torch.random.fork_rng(devices=[]):
+                self.progress_hook(step, accuracy, cost)
 
     @property
     def num_layers(self) -> int:
