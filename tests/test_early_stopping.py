@@ -139,3 +139,25 @@ def test_without_early_stopping_every_trial_runs_to_its_end_and_reports_its_epoc
     trials = _run(context, tmp_path, "none")
     assert all(t.state == TrialState.COMPLETE and t.user_attrs[EPOCHS_ATTR] == 4 for t in trials.values())
     assert not any(k.startswith("rung:") for t in trials.values() for k in t.user_attrs)
+
+
+def test_a_second_worker_decides_against_the_rungs_the_first_recorded(context, tmp_path):
+    """Rung records live in the storage: a second worker (its own study object, runner and context) that runs
+    C after a first ran A and B stops C against their records, as one process would."""
+    storage = f"sqlite:///{tmp_path / 'shared'}.db"
+    space = SearchSpace.model_validate({"params": {"curve": {"type": "categorical", "choices": list(CURVES)}}})
+    rungs = Rungs(rule="mo_asha", eta=2, grace=1, max_t=4)
+    first = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
+    for curve in CURVES:
+        first.enqueue_trial({"curve": curve})
+
+    def worker(n_trials: int) -> None:
+        study = optuna.load_study(study_name="s", storage=storage)
+        runner = TrialRunner(Curves(), context, _objectives, ["accuracy", "flops"], price=lambda c: c.fraction_kept)
+        run_trials(study, runner, space, n_trials=n_trials, progress=False, rungs=rungs)
+
+    worker(2)  # A and B
+    worker(3)  # C, in another "worker"
+    trials = {t.params["curve"]: t for t in first.get_trials()}
+    assert [trials[c].state for c in "ABC"] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert trials["C"].user_attrs[EARLY_STOP_ATTR]["rung"] == 1
