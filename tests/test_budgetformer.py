@@ -15,6 +15,7 @@ from headsearch.strategies.base import StudyContext
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
 
 
+@pytest.mark.slow  # trains a router to convergence (~15 s): in the slow suite, which CI also runs
 def test_learned_budget_rises_with_the_number_of_lookups() -> None:
     """1..4 lookups per input, each needing about one head of a 1-layer, 4-head encoder with head dimension 1
     (``lookup_task``). Trained from scratch with the router, as the paper trains: s must rise with the lookups."""
