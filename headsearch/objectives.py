@@ -14,13 +14,14 @@ from dataclasses import asdict, dataclass
 import torch
 
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
+from headsearch.cost.flops import mean_flops
 from headsearch.cost.latency_table import LatencyTable
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.routing import routed_flops
+from headsearch.routing import router_flops
 from headsearch.strategies.base import Candidate
 
 DIRECTIONS = {
@@ -128,7 +129,7 @@ class Evaluator:
         with router.tracing() as trace:
             accuracy = self.accuracy(clf.runtime)
         counts = trace.kept().sum(-1)  # [examples, layers]
-        flops = routed_flops(shape, counts, router.spec, self.profile.seq_len)
+        flops = mean_flops(shape, counts.tolist(), self.profile.seq_len) + router_flops(router.spec)
         timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
                                  inputs=self._timing_batches(clf))
         heads = float(counts.sum(-1).float().mean())

@@ -31,9 +31,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from headsearch.cost.flops import count_flops
 from headsearch.errors import ModelError
-from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier, SelfAttention
 from headsearch.models.shape import ModelShape
 
@@ -264,16 +262,6 @@ def router_flops(spec: RouterSpec) -> int:
     h, w, H = spec.hidden_size, spec.width, spec.num_heads
     controllers = (spec.num_layers if spec.per_layer else 1) * (2 * h * w + 2 * w)
     return controllers + spec.num_layers * 2 * h * H
-
-
-def routed_flops(shape: ModelShape, counts: torch.Tensor, spec: RouterSpec, seq_len: int) -> float:
-    """Mean FLOPs per example of a routed model: ``counts [examples, layers]`` heads each example ran per
-    layer (a router's trace), plus the router's own."""
-    per_set: dict[tuple[int, ...], int] = {}
-    rows = [tuple(row) for row in counts.tolist()]
-    for key in set(rows):
-        per_set[key] = count_flops(shape, HeadConfig(tuple(tuple(range(c)) for c in key), shape.num_heads), seq_len).total
-    return sum(per_set[row] for row in rows) / len(rows) + router_flops(spec)
 
 
 class RouterTraining:

@@ -19,6 +19,7 @@ length, ``h`` hidden.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from headsearch.heads import HeadConfig
@@ -84,3 +85,12 @@ def activation_bytes(shape: ModelShape, config: HeadConfig, seq_len: int, *, bat
     s, h, f, d = seq_len, shape.hidden_size, shape.intermediate_size, shape.head_dim
     per_layer = [2 * s * h + 4 * s * q * d + 2 * q * s * s + s * f for q, _ in map(shape.kept_heads, config.kept)]
     return max(per_layer) * batch_size * bytes_per_value
+
+
+def mean_flops(shape: ModelShape, counts: Sequence[Sequence[int]], seq_len: int) -> float:
+    """Mean FLOPs per example of a model run with per-example head counts: ``counts [examples][layers]`` heads each
+    example ran per layer (a router's trace; the router's own FLOPs are not included)."""
+    rows = [tuple(row) for row in counts]
+    per_set = {key: count_flops(shape, HeadConfig(tuple(tuple(range(c)) for c in key), shape.num_heads), seq_len).total
+               for key in set(rows)}
+    return sum(per_set[row] for row in rows) / len(rows)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from scipy.stats import spearmanr
 
-from headsearch.cost.flops import count_flops
+from headsearch.cost.flops import count_flops, mean_flops
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
@@ -34,7 +34,7 @@ from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
-from headsearch.routing import HeadRouter, RouterSpec, RouterTraining, routed_flops
+from headsearch.routing import HeadRouter, RouterSpec, RouterTraining, router_flops
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -118,7 +118,7 @@ def _report(context: StudyContext, epoch: int, clf: TextClassifier, router: Head
             router.train(training)
         shape = clf.model.shape
         dense = count_flops(shape, HeadConfig.dense(shape.num_layers, shape.num_heads), context.seq_len).total
-        return acc, routed_flops(shape, trace.kept().sum(-1), router.spec, context.seq_len) / dense
+        return acc, (mean_flops(shape, trace.kept().sum(-1).tolist(), context.seq_len) + router_flops(router.spec)) / dense
 
     context.report_progress(epoch, lambda: measured()[0], lambda: measured()[1])
 
