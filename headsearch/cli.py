@@ -464,10 +464,11 @@ def _report(run_dir: Path) -> None:
     info, summary = _summary(run_dir)
     files = write_report(run_dir, summary, f"headsearch: {info['name']}")
     table = Table(title=f"{info['name']}: per-strategy fronts (dense accuracy {summary.dense_accuracy:.4f})")
-    for col in ("strategy", "trials", "front", "HV acc x FLOPs", "HV 3-obj", "best accuracy"):
+    for col in ("strategy", "trials", "front", "HV acc x FLOPs", "trials to 95% HV", "HV 3-obj", "best accuracy"):
         table.add_column(col)
     for s in summary.strategies:
-        table.add_row(s.strategy, str(len(s.points)), str(len(s.front)), f"{s.hypervolume:.4f}", f"{s.hypervolume_3d:.4f}",
+        table.add_row(s.strategy, str(len(s.points)), str(len(s.front)), f"{s.hypervolume:.4f}", s.efficiency,
+                      f"{s.hypervolume_3d:.4f}",
                       f"{max((p.accuracy for p in s.points), default=float('nan')):.4f}")
     front = Table(title="combined front")
     for col in ("strategy", "trial", "accuracy", "FLOPs ratio", "latency ratio", "heads", "heads per layer"):

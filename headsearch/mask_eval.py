@@ -13,11 +13,23 @@ contract), and gating costs no copy. Two savings, both exact:
 Prefix reuse needs a model that runs layer by layer (``supports_prefix_reuse``: headsearch's own
 encoder); a Hugging Face model runs whole forward passes, masks still stacked along the batch.
 
-Examples are tokenised once (``EncodedSplit``: sorted by length, padded per batch).
+A third saving, for searches that only need to know whether a mask reaches an accuracy (``at_least``):
+
+- **early stop of infeasible masks**: rows are scored in order of the reference's margin (the true
+  class's logit minus the best other one; rows it gets wrong first), the rows a removal is most likely
+  to flip; a mask stops being scored as soon as its wrong rows exceed what ``at_least`` allows. Such a
+  mask's score is not exact (``exact=False``): its accuracy is an upper bound, below ``at_least``, and
+  its loss is NaN. Masks that reach ``at_least`` are scored on every row, so their accuracy and loss are
+  those of a full pass (a search ranks the feasible masks by them). The reference's margins cost one
+  extra pass of the reference.
+
+Examples are tokenised once (``EncodedSplit``: sorted by length, padded per batch; reordered rows are
+re-padded per batch, which leaves each row's logits unchanged up to float rounding).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +47,33 @@ from headsearch.models.text_classifier import TextClassifier
 class MaskScore:
     accuracy: float
     loss: float  # mean cross-entropy; breaks ties between masks of equal accuracy
+    exact: bool = True  # False: scoring stopped once the mask could not reach ``at_least`` (accuracy is an upper bound)
+
+
+@dataclass
+class ScoringCounts:
+    """What scoring cost, and what the early stop saved: mask-rows are (mask, example) pairs run through
+    the model from the layer where the mask starts to differ from its reference."""
+
+    masks: int = 0
+    stopped_early: int = 0        # masks whose scoring stopped once they could not reach ``at_least``
+    mask_rows: int = 0            # mask-rows scored
+    mask_rows_full: int = 0       # mask-rows a full scoring of the same masks would have run
+    reference_rows: int = 0       # rows of the reference passes that give the margins
+    layer_rows_reused: int = 0    # mask-rows x layers skipped by prefix reuse
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+def needed_correct(at_least: float, total: int) -> int:
+    """Fewest correct rows out of ``total`` whose accuracy ``correct / total`` is ``>= at_least`` (as floats compare)."""
+    c = max(0, min(total, math.ceil(at_least * total)))
+    while c > 0 and (c - 1) / total >= at_least:
+        c -= 1
+    while c <= total and c / total < at_least:
+        c += 1
+    return c
 
 
 class MaskEvaluator:
@@ -48,7 +87,7 @@ class MaskEvaluator:
         self.data = data
         self.rows_per_pass = rows_per_pass
         self.reuse_prefix = reuse_prefix and clf.model.supports_prefix_reuse
-        self.evaluations = 0  # masks scored so far
+        self.counts = ScoringCounts()
         self._split = EncodedSplit(clf, data, batch_size=batch_size)
 
     @property
@@ -66,30 +105,40 @@ class MaskEvaluator:
         return mask.float()
 
     @torch.inference_mode()
-    def score(self, masks: Sequence[torch.Tensor], reference: torch.Tensor | None = None) -> list[MaskScore]:
-        """Accuracy and mean loss of every mask; ``reference`` (default: all heads) is the prefix to reuse."""
+    def score(self, masks: Sequence[torch.Tensor], reference: torch.Tensor | None = None, *,
+              at_least: float | None = None) -> list[MaskScore]:
+        """Accuracy and mean loss of every mask; ``reference`` (default: all heads) is the prefix to reuse.
+        ``at_least``: an accuracy the caller compares against; a mask that cannot reach it stops being
+        scored as soon as that is certain (its score is then an upper bound, ``exact=False``)."""
         masks = [self._check(m) for m in masks]
         if not masks:
             return []
         model = self.clf.model
         model.eval()
-        L = self.num_layers
+        L, total = self.num_layers, len(self.data)
         ref = torch.ones(L, self.num_heads) if reference is None else self._check(reference)
         if self.reuse_prefix:
             differs = [(m != ref).any(dim=1) for m in masks]
             starts = [int(d.nonzero()[0]) if d.any() else L for d in differs]
         else:
             starts = [0] * len(masks)
-        groups: dict[int, list[int]] = {}
-        for j, start in enumerate(starts):
-            groups.setdefault(start, []).append(j)
-        correct = torch.zeros(len(masks))
-        loss = torch.zeros(len(masks))
-        for ids, attn, labels in self._split.batches:
+        if at_least is None:
+            batches, allowed_wrong = self._split.batches, total
+        else:
+            batches, allowed_wrong = self._split.rebatch(self._by_margin(ref)), total - needed_correct(at_least, total)
+        # float64 sums: a mask's loss does not depend on the order its rows are scored in
+        correct, loss, seen = torch.zeros(len(masks)), torch.zeros(len(masks), dtype=torch.float64), torch.zeros(len(masks))
+        live = list(range(len(masks)))
+        for ids, attn, labels in batches:
+            if not live:
+                break
             n = ids.shape[0]
+            groups: dict[int, list[int]] = {}
+            for j in live:
+                groups.setdefault(starts[j], []).append(j)
             if self.reuse_prefix:
                 states = [model.embeddings(ids)]  # states[l]: the reference's token states entering layer l
-                for layer in range(max(starts)):
+                for layer in range(max(groups)):
                     states.append(model.run_layers(states[layer], attn, ref, start=layer, stop=layer + 1))
             per_pass = max(1, self.rows_per_pass // n)
             for start, members in groups.items():
@@ -105,10 +154,39 @@ class MaskEvaluator:
                         logits = model(ids.repeat(k, 1), a, gates=gates)
                     logits = logits.view(k, n, -1)
                     correct[chunk] += (logits.argmax(-1) == labels).sum(1).float()
-                    loss[chunk] += F.cross_entropy(logits.transpose(1, 2), labels.expand(k, n), reduction="none").sum(1)
-        self.evaluations += len(masks)
-        total = len(self.data)
-        return [MaskScore(c.item() / total, lo.item() / total) for c, lo in zip(correct, loss, strict=True)]
+                    loss[chunk] += F.cross_entropy(logits.transpose(1, 2), labels.expand(k, n), reduction="none").double().sum(1)
+                    seen[chunk] += n
+                self.counts.layer_rows_reused += len(members) * n * start
+            self.counts.mask_rows += len(live) * n
+            live = [j for j in live if seen[j] - correct[j] <= allowed_wrong]  # the rest cannot reach at_least
+        self.counts.masks += len(masks)
+        self.counts.mask_rows_full += len(masks) * total
+        scores = []
+        for c, lo, n in zip(correct.tolist(), loss.tolist(), seen.tolist(), strict=True):
+            if n == total:
+                scores.append(MaskScore(c / total, lo / total))
+            else:  # stopped: every row not scored counted as correct
+                scores.append(MaskScore((c + total - n) / total, float("nan"), exact=False))
+                self.counts.stopped_early += 1
+        return scores
+
+    @property
+    def evaluations(self) -> int:
+        """Masks scored so far."""
+        return self.counts.masks
+
+    def _by_margin(self, reference: torch.Tensor) -> torch.Tensor:
+        """Rows of the split, those the reference gets wrong or right by the smallest margin first."""
+        model = self.clf.model
+        margins = torch.empty(len(self.data))
+        rows = self._split.order.split(self._split.batch_size)
+        for (ids, attn, labels), index in zip(self._split.batches, rows, strict=True):
+            logits = model(ids, attn, gates=reference)
+            true = logits.gather(1, labels[:, None]).squeeze(1)
+            others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
+            margins[index] = true - others
+        self.counts.reference_rows += len(self.data)
+        return torch.argsort(margins, stable=True)
 
     def importance(self, mask: torch.Tensor) -> torch.Tensor:
         """Michel et al. gradient importance of every head at ``mask``, on this evaluator's examples."""

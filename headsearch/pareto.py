@@ -33,6 +33,7 @@ class Point:
     head_config: dict[str, Any] = field(default_factory=dict, compare=False)
     params: dict[str, Any] = field(default_factory=dict, compare=False)
     model_dir: str | None = field(default=None, compare=False)  # the trial's own weights, relative to the run folder
+    info: dict[str, Any] = field(default_factory=dict, compare=False)  # what the strategy said of the trial
 
     def losses(self, three: bool = False) -> list[float]:
         base = [1.0 - self.accuracy, self.flops_ratio]
@@ -55,6 +56,18 @@ def hypervolume(points: Sequence[Point], *, three: bool = False) -> float:
     if len(losses) == 0:
         return 0.0
     return float(compute_hypervolume(losses, np.ones(losses.shape[1])))
+
+
+def trials_to_reach(points: Sequence[Point], fraction: float = 0.95, *, three: bool = False) -> int | None:
+    """Search efficiency: trials spent (counted to the point's trial number, so failed and stopped trials count)
+    until the hypervolume of the points so far first reaches ``fraction`` of the final one; None when the
+    final hypervolume is 0."""
+    ordered = sorted(points, key=lambda p: p.trial)
+    final = hypervolume(ordered, three=three)
+    if final <= 0.0:
+        return None
+    return next(p.trial + 1 for i, p in enumerate(ordered)
+                if hypervolume(ordered[: i + 1], three=three) >= fraction * final - 1e-12)
 
 
 def knee(front: Sequence[Point]) -> Point:

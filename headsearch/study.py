@@ -371,5 +371,6 @@ def load_points_from(storage: str, study: str, strategies: list[str]) -> list[Po
             obj = t.user_attrs["objectives"]
             # latency ratio from the dense timing taken in the same trial, interleaved
             points.append(Point(name, t.number, obj["accuracy"], obj["flops_ratio"], obj["latency_ms"] / obj["dense_latency_ms"],
-                                obj, t.user_attrs["head_config"], dict(t.params), t.user_attrs.get("model_dir")))
+                                obj, t.user_attrs["head_config"], dict(t.params), t.user_attrs.get("model_dir"),
+                                t.user_attrs.get("info", {})))
     return points

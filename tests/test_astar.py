@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from headsearch.mask_eval import MaskEvaluator, MaskScore
+from headsearch.mask_eval import MaskEvaluator, MaskScore, ScoringCounts
 from headsearch.strategies.astar import AStarSettings, AStarStrategy, astar_prune
 from headsearch.testing import tiny_context
 
@@ -21,12 +21,13 @@ class MonotoneOracle:
         self.cost = [rng.choice([0.0, 0.0, 0.002, 0.01, 0.03]) for _ in range(n)]
         self.pair = {(a, b): rng.choice([0.0, 0.0, 0.0, 0.004, 0.02]) for a, b in itertools.combinations(range(n), 2)}
         self.evaluations = 0
+        self.counts = ScoringCounts()
 
     def accuracy(self, pruned: set[int]) -> float:
         drop = sum(self.cost[x] for x in pruned) + sum(self.pair[p] for p in itertools.combinations(sorted(pruned), 2))
         return 0.9 - drop
 
-    def score(self, masks, reference=None):
+    def score(self, masks, reference=None, at_least=None):
         self.evaluations += len(masks)
         return [MaskScore(self.accuracy({i for i, v in enumerate(m.flatten().tolist()) if v == 0}), 0.0) for m in masks]
 
@@ -166,3 +167,22 @@ def test_strategy_reports_the_search_subset_and_the_held_out_rows():
     assert info["search_accuracy"] >= info["dense_search_accuracy"] - 0.05
     assert 0.0 <= info["heldout_accuracy"] <= 1.0
     assert AStarStrategy().propose(params, context) == candidate  # cached per setting, deterministic
+
+
+class FullScoring(MaskEvaluator):
+    """Today's scorer before early stopping: every mask on every row."""
+
+    def score(self, masks, reference=None, at_least=None):
+        return super().score(masks, reference)
+
+
+@pytest.mark.parametrize(("heuristic", "branching"), [("ablation", 2), ("ablation", 0), ("importance", 3)])
+def test_early_stopped_scoring_leaves_the_search_unchanged(model_2x4, heuristic, branching):
+    context, evaluator = model_2x4
+    settings = AStarSettings(epsilon=0.025, branching=branching, heuristic=heuristic, eval_budget=120)
+    early = astar_prune(evaluator, settings)
+    full = astar_prune(FullScoring(context.dense, context.search), settings)
+    assert (early.pruned, early.score, early.trace, early.evaluations, early.expansions, early.stop_reason) == (
+        full.pruned, full.score, full.trace, full.evaluations, full.expansions, full.stop_reason)
+    assert early.scoring["stopped_early"] > 0 and full.scoring["stopped_early"] == 0
+    assert early.scoring["mask_rows"] < full.scoring["mask_rows"]

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from headsearch import HeadConfig, HeadConfigError
 from headsearch.data import negation_task
 from headsearch.errors import DataError
-from headsearch.mask_eval import MaskEvaluator
+from headsearch.mask_eval import MaskEvaluator, needed_correct
 from headsearch.testing import tiny_context
 
 
@@ -74,3 +74,40 @@ def test_encoded_split_accuracy_matches_unsorted_batches():
     for g in (None, gates):
         expected = (clf.logits(data.texts, batch_size=len(data), gates=g).argmax(-1) == labels).float().mean().item()
         assert split.accuracy(clf.model, g) == pytest.approx(expected, abs=1e-6)  # float32 mean vs exact count
+
+
+def test_early_stopped_scoring_gives_the_same_feasibility_decisions():
+    """With ``at_least``, infeasible masks stop early (an upper bound below the bar); every decision, and every
+    feasible mask's score, equals full scoring."""
+    context = tiny_context(trained=True)
+    evaluator = MaskEvaluator(context.dense, context.search, batch_size=16)
+    reference = torch.ones(3, 4)
+    reference[0, 1] = 0
+    masks = _random_masks(30, 3, 4, seed=7)
+    full = evaluator.score(masks, reference=reference)
+    bars = sorted({s.accuracy for s in full})
+    rows = len(context.search)
+    for at_least in (bars[len(bars) // 3], bars[len(bars) // 2], bars[-1], bars[-1] + 1 / rows):
+        before = evaluator.counts.to_dict()
+        early = evaluator.score(masks, reference=reference, at_least=at_least)
+        for f, e in zip(full, early, strict=True):
+            assert (e.accuracy >= at_least) == (f.accuracy >= at_least)
+            if e.exact:
+                assert e == f
+            else:
+                assert f.accuracy <= e.accuracy < at_least
+        spent = {k: v - before[k] for k, v in evaluator.counts.to_dict().items()}
+        stopped = sum(not e.exact for e in early)
+        assert spent["stopped_early"] == stopped and spent["reference_rows"] == rows
+        assert spent["mask_rows_full"] == len(masks) * rows
+        assert (spent["mask_rows"] < spent["mask_rows_full"]) == (stopped > 0)
+    # the highest bar but one row fails every mask: all of them stop, most after their first batch
+    assert stopped == len(masks) and spent["mask_rows"] < spent["mask_rows_full"] / 2
+
+
+def test_needed_correct_matches_the_float_comparison():
+    for total in (1, 7, 256, 872):
+        for at_least in (0.0, 0.1, 1 / 3, 0.8567, 0.9 - 0.01, 1.0):
+            c = needed_correct(at_least, total)
+            assert c / total >= at_least or c == total + 1
+            assert c == 0 or (c - 1) / total < at_least

@@ -3,7 +3,8 @@
 import pytest
 
 from headsearch.errors import HeadsearchError
-from headsearch.pareto import Point, hypervolume, knee, non_dominated, pick
+from headsearch.pareto import Point, hypervolume, knee, non_dominated, pick, trials_to_reach
+from headsearch.report.summary import summarise
 
 
 def pt(acc, flops, lat=0.5, strategy="s", trial=0):
@@ -33,6 +34,19 @@ def test_hypervolume_known_values():
     assert hypervolume([pt(0.8, 0.5), pt(0.7, 0.6), pt(1.0, 1.0)]) == pytest.approx(0.4)
     assert hypervolume([pt(0.8, 0.5, lat=0.5)], three=True) == pytest.approx(0.8 * 0.5 * 0.5)
     assert hypervolume([]) == 0.0
+
+
+def test_trials_to_reach_counts_trials_until_95_percent_of_the_final_hypervolume():
+    # final HV 0.52 (see above); trial 0 alone 0.4 (77%), with trial 3 0.52: reached at the 4th trial (number 3),
+    # trials 1 and 2 (dominated, or failed: no point) count as spent
+    points = [pt(0.8, 0.5, trial=0), pt(0.7, 0.6, trial=1), pt(0.6, 0.3, trial=3)]
+    assert trials_to_reach(points, 0.95) == 4
+    assert trials_to_reach(points, 0.75) == 1
+    assert trials_to_reach(list(reversed(points)), 0.95) == 4  # trial order, not list order
+    assert trials_to_reach([pt(0.5, 1.0)], 0.95) is None  # nothing below dense cost: no hypervolume
+    astar = Point("astar", 0, 0.8, 0.5, 0.5, info={"masks_to_best": 312})
+    rows = {s.strategy: s.efficiency for s in summarise([*points, astar], 0.9, ["s", "astar"]).strategies}
+    assert rows == {"s": "4", "astar": "1 (312 masks)"}
 
 
 def test_knee_of_a_concave_front():

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from headsearch.errors import HeadsearchError
-from headsearch.searchspace import load_space
+from headsearch.searchspace import SearchSpace, load_space
 from headsearch.strategies import available
 
 
@@ -15,7 +15,8 @@ def test_every_builtin_space_loads_and_samples():
 
 
 def test_per_layer_and_symbolic_bounds():
-    space = load_space("nas.yaml")
+    assert load_space("nas.yaml").names(2) == ["fraction", "share_layer_0", "share_layer_1"]
+    space = SearchSpace(params={"heads_layer": {"type": "int", "low": 1, "high": "num_heads", "per_layer": True}})
     assert space.names(3) == ["heads_layer_0", "heads_layer_1", "heads_layer_2"]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     values = [v for _ in range(20) for v in space.suggest(study.ask(), 3, 4).values()]

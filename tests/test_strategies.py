@@ -5,7 +5,7 @@ import torch
 
 from headsearch.head_scores import gradient_importance
 from headsearch.strategies import available
-from headsearch.strategies._budget import heads_for_fraction, keep_top
+from headsearch.strategies._budget import heads_for_fraction, keep_top, split_heads
 from headsearch.testing import StrategyConformance, tiny_context
 
 
@@ -72,16 +72,31 @@ def test_iterative_order_is_a_prefix_chain():
     assert 0 not in small.head_config.counts
 
 
-def test_nas_takes_the_most_important_heads_per_layer():
+def test_nas_splits_its_budget_and_takes_the_most_important_heads_per_layer():
     from headsearch.strategies.nas import NasStrategy
 
     context = tiny_context()
     strategy = NasStrategy()
     strategy.prepare(context)
-    candidate = strategy.propose({"heads_layer_0": 1, "heads_layer_1": 4, "heads_layer_2": 2}, context)
+    # 7 of 12 heads (3 layers x 4) split 0 : 1 : 0.5 -> one each, then 3 to layer 1 and 1 to layer 2
+    candidate = strategy.propose({"fraction": 7 / 12, "share_layer_0": 0.0, "share_layer_1": 1.0, "share_layer_2": 0.5},
+                                 context)
     scores = gradient_importance(context.dense, context.scoring)
     assert candidate.head_config.counts == (1, 4, 2)
     assert candidate.head_config.kept[0] == (int(scores[0].argmax()),)
+    assert set(candidate.head_config.kept[2]) == set(scores[2].argsort(descending=True)[:2].tolist())
+
+
+def test_split_heads_follows_the_shares_within_the_layer_bounds():
+    assert split_heads(12, [1, 1, 1], 8) == [4, 4, 4]
+    assert split_heads(3, [0.9, 0.1, 0.0], 8) == [1, 1, 1]  # every layer keeps one
+    assert split_heads(20, [1, 0, 0], 8) == [8, 6, 6]  # layer 0 full: the rest goes where there is room
+    assert split_heads(24, [0.2, 0.7, 0.1], 8) == [8, 8, 8]
+    assert split_heads(10, [0, 0, 0], 8) == [4, 3, 3]  # no preference: an even split
+    counts = split_heads(50, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 12)
+    assert sum(counts) == 50 and counts == sorted(counts) and all(1 <= c <= 12 for c in counts)
+    with pytest.raises(ValueError, match="between 3 and 24"):
+        split_heads(2, [1, 1, 1], 8)
 
 
 def test_random_is_seeded_and_meets_budget():

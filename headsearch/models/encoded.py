@@ -22,15 +22,21 @@ class EncodedSplit:
         if len(data) == 0:
             raise DataError(f"{data.name} is empty; evaluation needs at least one example.")
         self.data = data
-        ids, attn = clf.encode(data.texts, data.pairs)
-        lengths = attn.sum(1)
-        order = self.order = torch.argsort(lengths, stable=True)  # batches hold rows order[0], order[1], ...
-        labels = torch.tensor(data.labels)
-        self.batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for start in range(0, len(data), batch_size):
-            rows = order[start:start + batch_size]
-            width = max(1, int(lengths[rows].max()))
-            self.batches.append((ids[rows, :width], attn[rows, :width], labels[rows]))
+        self.batch_size = batch_size
+        self._ids, self._attn = clf.encode(data.texts, data.pairs)
+        self._lengths = self._attn.sum(1)
+        self._labels = torch.tensor(data.labels)
+        self.order = torch.argsort(self._lengths, stable=True)  # batches hold rows order[0], order[1], ...
+        self.batches = self.rebatch(self.order)
+
+    def rebatch(self, order: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The rows in ``order`` (row indices of the split), ``batch_size`` per batch, each batch padded to its longest."""
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = max(1, int(self._lengths[rows].max()))
+            batches.append((self._ids[rows, :width], self._attn[rows, :width], self._labels[rows]))
+        return batches
 
     def __len__(self) -> int:
         return len(self.data)

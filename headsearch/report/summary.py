@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from headsearch.pareto import Pick, Point, hypervolume, non_dominated, pick
+from headsearch.pareto import Pick, Point, hypervolume, non_dominated, pick, trials_to_reach
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,16 @@ class StrategySummary:
     front: list[Point]
     hypervolume: float
     hypervolume_3d: float
+    trials_to_95: int | None  # trials spent until the front's hypervolume (acc x FLOPs) reached 95% of its final value
+
+    @property
+    def efficiency(self) -> str:
+        """``trials_to_95`` as the tables print it; a one-trial search that says how many masks it scored
+        before its answer (A*) adds that."""
+        if self.trials_to_95 is None:
+            return "-"
+        masks = self.points[0].info.get("masks_to_best") if len(self.points) == 1 else None
+        return f"{self.trials_to_95}" + (f" ({masks} masks)" if masks is not None else "")
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,8 @@ def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[st
     per = []
     for name in order:
         mine = [p for p in points if p.strategy == name]
-        per.append(StrategySummary(name, mine, non_dominated(mine), hypervolume(mine), hypervolume(mine, three=True)))
+        per.append(StrategySummary(name, mine, non_dominated(mine), hypervolume(mine), hypervolume(mine, three=True),
+                                   trials_to_reach(mine, 0.95)))
     front = non_dominated(points)
     chosen: Pick | None = pick(points, "knee") if points else None
     return RunSummary(per, front, hypervolume(points), chosen.point if chosen else None, dense_accuracy,
@@ -40,16 +51,16 @@ def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[st
 
 def markdown_table(summary: RunSummary) -> str:
     lines = [
-        "| strategy | trials | front size | HV (acc x FLOPs) | HV (acc x FLOPs x latency) | best accuracy | "
-        "fewest FLOPs within 1 pt of dense |",
-        "|---|---|---|---|---|---|---|",
+        "| strategy | trials | front size | HV (acc x FLOPs) | trials to 95% of HV | HV (acc x FLOPs x latency) | "
+        "best accuracy | fewest FLOPs within 1 pt of dense |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary.strategies:
         near = [p for p in s.points if p.accuracy >= summary.dense_accuracy - 0.01]
         best = max((p.accuracy for p in s.points), default=float("nan"))
         fewest = f"{min(p.flops_ratio for p in near):.3f}" if near else "-"
-        lines.append(f"| {s.strategy} | {len(s.points)} | {len(s.front)} | {s.hypervolume:.4f} | {s.hypervolume_3d:.4f} | "
-                     f"{best:.4f} | {fewest} |")
+        lines.append(f"| {s.strategy} | {len(s.points)} | {len(s.front)} | {s.hypervolume:.4f} | {s.efficiency} | "
+                     f"{s.hypervolume_3d:.4f} | {best:.4f} | {fewest} |")
     return "\n".join(lines)
 
 

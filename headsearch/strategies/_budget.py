@@ -24,6 +24,24 @@ def heads_for_fraction(fraction: float, num_layers: int, num_heads: int) -> int:
     return max(num_layers, min(total, round(fraction * total)))
 
 
+def split_heads(total: int, shares: Sequence[float], num_heads: int) -> list[int]:
+    """Heads per layer for ``total`` heads split in proportion to ``shares`` (one per layer), each layer
+    between 1 and ``num_heads``: every layer gets one, then each further head goes to the layer of highest
+    ``share / heads given so far`` that still has room (the highest-averages method; ties to the layer with
+    fewer heads, then the first)."""
+    layers = len(shares)
+    if not layers <= total <= layers * num_heads:
+        raise ValueError(f"total must be between {layers} and {layers * num_heads} heads. Got {total}.")
+    if any(s < 0 for s in shares):
+        raise ValueError(f"shares must be >= 0. Got {list(shares)}.")
+    weights = [s if sum(shares) > 0 else 1.0 for s in shares]  # all zero: an even split
+    counts = [1] * layers
+    for _ in range(total - layers):
+        room = [i for i in range(layers) if counts[i] < num_heads]
+        counts[max(room, key=lambda i: (weights[i] / counts[i], -counts[i], -i))] += 1
+    return counts
+
+
 def keep_top(scores: Sequence[Sequence[float]], budget: int) -> HeadConfig:
     """The ``budget`` highest-scored heads overall, with the best head of every layer always kept."""
     num_heads = len(scores[0])
@@ -34,3 +52,9 @@ def keep_top(scores: Sequence[Sequence[float]], budget: int) -> HeadConfig:
             break
         kept.add((layer, h))
     return HeadConfig(tuple(tuple(h for (lay, h) in kept if lay == layer) for layer in range(len(scores))), num_heads)
+
+
+def keep_per_layer(scores: torch.Tensor, counts: Sequence[int]) -> HeadConfig:
+    """Each layer's ``counts[layer]`` highest-scored heads (``scores``: ``[layers, heads]``)."""
+    kept = tuple(tuple(sorted(scores[layer].argsort(descending=True)[:k].tolist())) for layer, k in enumerate(counts))
+    return HeadConfig(kept, scores.shape[1])

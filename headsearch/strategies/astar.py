@@ -32,7 +32,9 @@ ALGORITHMS.md proposes, as a best-first search:
 5. **Successors**: ``P + {x}`` for the ``branching`` most promising feasible candidates (highest accuracy,
    then lowest loss). ``branching = 0`` keeps all feasible ones (needed for the optimality guarantee).
 6. A **closed set** of expanded states; every mask's score is **memoised**; candidate masks are scored
-   in batches against their parent's activations (``headsearch.mask_eval``).
+   in batches against their parent's activations, rows the parent is least sure of first, and a mask
+   stops being scored once it is certain to break the tolerance (``headsearch.mask_eval``): feasibility
+   decisions and the scores of feasible masks are those of a full pass, so the search is unchanged.
 7. **Stop** when the best waiting ``f`` cannot beat the best state found (``optimal``, weight 1 only: exact
    under an admissible ``h``), the frontier is empty, the next expansion would exceed the evaluation budget
    (``budget``), or the time limit passed (``time limit``); the best feasible state so far is returned.
@@ -103,6 +105,7 @@ class AStarResult:
     wall_s: float
     stop_reason: str
     trace: list[tuple[int, int]] = field(default_factory=list)  # (evaluations, heads pruned) at each new best
+    scoring: dict[str, int] = field(default_factory=dict)  # the evaluator's ScoringCounts spent by this search
 
 
 @dataclass
@@ -115,6 +118,7 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
     """Search for the largest set of heads whose removal keeps accuracy within ``settings.epsilon``."""
     L, H = evaluator.num_layers, evaluator.num_heads
     start_time = time.monotonic()
+    counts_before = evaluator.counts.to_dict()
     scores: dict[State, MaskScore] = {}
     importance_passes = 0
 
@@ -151,7 +155,9 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
         else:
             evaluated = cands
         fresh = [state | {x} for x in evaluated if state | {x} not in scores]
-        for child, s in zip(fresh, evaluator.score([mask(c) for c in fresh], reference=mask(state)), strict=True):
+        # infeasible children stop being scored once that is certain; feasible ones are scored in full (ranked below)
+        children = evaluator.score([mask(c) for c in fresh], reference=mask(state), at_least=threshold)
+        for child, s in zip(fresh, children, strict=True):
             scores[child] = s
         evaluations += len(fresh)
         bar.update(len(fresh))
@@ -226,6 +232,7 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
         pruned=best, head_config=HeadConfig.from_mask(mask(best)), score=scores[best], dense_score=scores[root],
         threshold=threshold, evaluations=evaluations, importance_passes=importance_passes,
         expansions=len(expanded), wall_s=time.monotonic() - start_time, stop_reason=stop_reason, trace=trace,
+        scoring={k: v - counts_before[k] for k, v in evaluator.counts.to_dict().items()},
     )
 
 
@@ -250,7 +257,10 @@ class AStarStrategy(Strategy):
         info = {
             "search_rows": len(subset), "search_accuracy": result.score.accuracy,
             "dense_search_accuracy": result.dense_score.accuracy, "heads_pruned": len(result.pruned),
-            "evaluations": result.evaluations, "expansions": result.expansions, "wall_s": round(result.wall_s, 2),
+            "evaluations": result.evaluations, "masks_to_best": result.trace[-1][0],
+            "expansions": result.expansions, "wall_s": round(result.wall_s, 2),
+            "masks_stopped_early": result.scoring["stopped_early"],
+            "mask_rows_scored": round(result.scoring["mask_rows"] / max(1, result.scoring["mask_rows_full"]), 3),
             "stop_reason": result.stop_reason,
         }
         if len(heldout):

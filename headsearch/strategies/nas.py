@@ -1,9 +1,15 @@
-"""Baseline: NAS-style search over the number of heads per layer, heads taken by importance.
+"""Baseline: NAS-style search over how many heads each layer keeps, heads taken by importance.
 
-The driver's sampler (NSGA-II by default) proposes ``heads_layer_i`` for every layer; each layer keeps
-its ``heads_layer_i`` most important heads (Michel et al. gradient importance on the scoring split,
-computed once per study). The architecture search is over per-layer counts only, as in NAS over
-head numbers; which heads is delegated to importance.
+The driver's sampler (NSGA-II by default) proposes a total budget ``fraction`` (of all heads) and a weight
+``share_layer_i`` per layer; the budget is split across layers in proportion to the weights
+(``split_heads``), and each layer keeps its most important heads (Michel et al. gradient importance on the
+scoring split, computed once per study). The search is over per-layer counts only, as NAS over head
+numbers; which heads is delegated to importance.
+
+Why a total and a split rather than one count per layer: counts drawn independently per layer add up to
+about half of the heads in nearly every draw (a sum of uniforms), so NSGA-II's first generation never
+reached the cheap end of the front, where most of the hypervolume lies. With the total drawn directly,
+the first generation covers every budget (``benchmarks/nas_search.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -11,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.heads import HeadConfig
-from headsearch.strategies._budget import one_shot_importance
+from headsearch.strategies._budget import heads_for_fraction, keep_per_layer, one_shot_importance, split_heads
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -24,7 +29,10 @@ class NasStrategy(Strategy):
         one_shot_importance(context)
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
-        scores = one_shot_importance(context)
-        counts = [int(params[f"heads_layer_{layer}"]) for layer in range(context.num_layers)]
-        kept = tuple(tuple(sorted(scores[layer].argsort(descending=True)[:k].tolist())) for layer, k in enumerate(counts))
-        return Candidate(HeadConfig(kept, context.num_heads), f"per-layer counts {counts}")
+        params = self.with_defaults(params)
+        total = heads_for_fraction(params["fraction"], context.num_layers, context.num_heads)
+        shares = [float(params.get(f"share_layer_{layer}", 1.0)) for layer in range(context.num_layers)]
+        counts = split_heads(total, shares, context.num_heads)
+        return Candidate(keep_per_layer(one_shot_importance(context), counts),
+                         f"{total} heads, per layer {counts}")
+
