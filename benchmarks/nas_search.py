@@ -9,10 +9,13 @@ so no latency is timed. Variants:
 
 - ``random``: the ``random`` strategy as it ships;
 - ``nas``: the ``nas`` strategy as it ships (a total budget and its split across layers);
-- ``nas-counts``: one head count per layer, sampled independently (``nas`` before issue 17).
+- ``nas-counts``: one head count per layer, sampled independently (``nas`` before issue 17);
+- ``nas-pop10``, ``nas-tpe``: ``nas`` under NSGA-II with a population of 10 (default 50: 50 trials are
+  then its random first generation), or under multi-objective TPE.
 
 Prints, per variant: hypervolume mean and range over seeds, each seed's, and the trials each seed needed
-to reach 95% of its own final hypervolume; then NAS's mean against random's. Results are cached per
+to reach 95% of its own final hypervolume; random's hypervolume after its first ``--nas-trials`` trials
+(the same runs, cut); then each NAS variant's mean against random's. Results are cached per
 (variant, seed, trials) in ``--keep`` (default ``<out>/nas_search.json``) so that reruns only add what is new.
 """
 
@@ -50,20 +53,24 @@ class PerLayerCounts(NasStrategy):
 
 
 COUNTS_SPACE = SearchSpace(params={"heads_layer": {"type": "int", "low": 1, "high": "num_heads", "per_layer": True}})
+NAS_SPACE = lambda: load_space("nas.yaml")  # noqa: E731
+# name: (strategy, search space, sampler for a seed; None: the study's)
 VARIANTS = {
-    "random": (RandomStrategy, lambda: load_space("random.yaml")),
-    "nas": (NasStrategy, lambda: load_space("nas.yaml")),
-    "nas-counts": (PerLayerCounts, lambda: COUNTS_SPACE),
+    "random": (RandomStrategy, lambda: load_space("random.yaml"), None),
+    "nas": (NasStrategy, NAS_SPACE, None),
+    "nas-counts": (PerLayerCounts, lambda: COUNTS_SPACE, None),
+    "nas-pop10": (NasStrategy, NAS_SPACE, lambda seed: optuna.samplers.NSGAIISampler(population_size=10, seed=seed)),
+    "nas-tpe": (NasStrategy, NAS_SPACE, lambda seed: optuna.samplers.TPESampler(seed=seed)),
 }
 
 
 def run_variant(name: str, seed: int, trials: int, context: StudyContext, sampler: str,
                 score: dict[HeadConfig, tuple[float, float]], split: EncodedSplit, dense_flops: float) -> list[list[float]]:
     """``[accuracy, flops_ratio]`` of each trial, in trial order."""
-    strategy_cls, space = VARIANTS[name]
+    strategy_cls, space, make_sampler = VARIANTS[name]
     strategy, space = strategy_cls(), space()
     strategy.prepare(context)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=SAMPLERS[sampler](seed))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=(make_sampler or SAMPLERS[sampler])(seed))
     values = []
     for _ in range(trials):
         trial = study.ask()
@@ -112,6 +119,11 @@ def main() -> None:
         summary[name] = (trials, hvs)
         print(f"{name:11s} {trials:4d} trials  HV mean {statistics.mean(hvs):.4f}  range {min(hvs):.4f}-{max(hvs):.4f}  "
               f"per seed {' '.join(f'{h:.4f}' for h in hvs)}  trials to 95% of final HV {reach}")
+    if "random" in summary and args.random_trials > args.nas_trials:
+        first = [hypervolume([Point("random", i, a, f, float("nan")) for i, (a, f) in
+                              enumerate(done[f"random/{seed}/{args.random_trials}"][:args.nas_trials])]) for seed in seeds]
+        print(f"random's first {args.nas_trials} trials: HV mean {statistics.mean(first):.4f}  range "
+              f"{min(first):.4f}-{max(first):.4f}  per seed {' '.join(f'{h:.4f}' for h in first)}")
     if "random" in summary:
         base = statistics.mean(summary["random"][1])
         for name, (trials, hvs) in summary.items():

@@ -8,7 +8,9 @@ contract), and gating costs no copy. Two savings, both exact:
   that first differs from it in layer ``l`` restarts the forward pass from the reference's token states
   entering layer ``l``, since the layers before ``l`` see the same gates;
 - **several masks per pass**: masks that restart at the same layer are stacked along the batch (one
-  copy of the examples per mask, per-example gates) up to ``rows_per_pass`` rows.
+  copy of the examples per mask, per-example gates) up to ``rows_per_pass`` rows;
+- **memo**: a mask's score is kept and reused by every later call (A* trials of a study that share the
+  evaluator meet the same masks near the root).
 
 Prefix reuse needs a model that runs layer by layer (``supports_prefix_reuse``: headsearch's own
 encoder); a Hugging Face model runs whole forward passes, masks still stacked along the batch.
@@ -55,10 +57,11 @@ class ScoringCounts:
     """What scoring cost, and what the early stop saved: mask-rows are (mask, example) pairs run through
     the model from the layer where the mask starts to differ from its reference."""
 
-    masks: int = 0
+    masks: int = 0                # masks asked for
+    memo_hits: int = 0            # masks answered by an earlier score of the same mask
     stopped_early: int = 0        # masks whose scoring stopped once they could not reach ``at_least``
     mask_rows: int = 0            # mask-rows scored
-    mask_rows_full: int = 0       # mask-rows a full scoring of the same masks would have run
+    mask_rows_full: int = 0       # mask-rows a full scoring of every mask asked for would have run
     reference_rows: int = 0       # rows of the reference passes that give the margins
     layer_rows_reused: int = 0    # mask-rows x layers skipped by prefix reuse
 
@@ -88,6 +91,7 @@ class MaskEvaluator:
         self.rows_per_pass = rows_per_pass
         self.reuse_prefix = reuse_prefix and clf.model.supports_prefix_reuse
         self.counts = ScoringCounts()
+        self._memo: dict[bytes, MaskScore] = {}  # by the mask's bytes: scores do not depend on the reference
         self._split = EncodedSplit(clf, data, batch_size=batch_size)
 
     @property
@@ -104,13 +108,29 @@ class MaskEvaluator:
             raise HeadConfigError(f"A head mask must have shape [layers, heads] = {list(shape)}. Got {list(mask.shape)}.")
         return mask.float()
 
-    @torch.inference_mode()
     def score(self, masks: Sequence[torch.Tensor], reference: torch.Tensor | None = None, *,
               at_least: float | None = None) -> list[MaskScore]:
         """Accuracy and mean loss of every mask; ``reference`` (default: all heads) is the prefix to reuse.
         ``at_least``: an accuracy the caller compares against; a mask that cannot reach it stops being
-        scored as soon as that is certain (its score is then an upper bound, ``exact=False``)."""
+        scored as soon as that is certain (its score is then an upper bound, ``exact=False``).
+        A mask scored before (by any caller of this evaluator) is not scored again when its score answers:
+        an exact one always, an upper bound when it is still below ``at_least``."""
         masks = [self._check(m) for m in masks]
+        keys = [m.bool().numpy().tobytes() for m in masks]
+        known = {j: self._memo[key] for j, key in enumerate(keys) if key in self._memo
+                 and (self._memo[key].exact or (at_least is not None and self._memo[key].accuracy < at_least))}
+        todo = [j for j in range(len(masks)) if j not in known]
+        fresh = dict(zip(todo, self._score([masks[j] for j in todo], reference, at_least), strict=True))
+        for j, s in fresh.items():
+            if s.exact or keys[j] not in self._memo:
+                self._memo[keys[j]] = s
+        self.counts.masks += len(masks)
+        self.counts.memo_hits += len(known)
+        self.counts.mask_rows_full += len(masks) * len(self.data)
+        return [known[j] if j in known else fresh[j] for j in range(len(masks))]
+
+    @torch.inference_mode()
+    def _score(self, masks: list[torch.Tensor], reference: torch.Tensor | None, at_least: float | None) -> list[MaskScore]:
         if not masks:
             return []
         model = self.clf.model
@@ -159,8 +179,6 @@ class MaskEvaluator:
                 self.counts.layer_rows_reused += len(members) * n * start
             self.counts.mask_rows += len(live) * n
             live = [j for j in live if seen[j] - correct[j] <= allowed_wrong]  # the rest cannot reach at_least
-        self.counts.masks += len(masks)
-        self.counts.mask_rows_full += len(masks) * total
         scores = []
         for c, lo, n in zip(correct.tolist(), loss.tolist(), seen.tolist(), strict=True):
             if n == total:
@@ -172,7 +190,7 @@ class MaskEvaluator:
 
     @property
     def evaluations(self) -> int:
-        """Masks scored so far."""
+        """Masks asked for so far (memo hits included)."""
         return self.counts.masks
 
     def _by_margin(self, reference: torch.Tensor) -> torch.Tensor:

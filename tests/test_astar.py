@@ -169,6 +169,10 @@ def test_strategy_reports_the_search_subset_and_the_held_out_rows():
     assert AStarStrategy().propose(params, context) == candidate  # cached per setting, deterministic
 
 
+def decisions(r):
+    return r.pruned, r.score, r.trace, r.evaluations, r.expansions, r.stop_reason
+
+
 class FullScoring(MaskEvaluator):
     """Today's scorer before early stopping: every mask on every row."""
 
@@ -178,11 +182,14 @@ class FullScoring(MaskEvaluator):
 
 @pytest.mark.parametrize(("heuristic", "branching"), [("ablation", 0), ("importance", 3)])
 def test_early_stopped_scoring_leaves_the_search_unchanged(model_2x4, heuristic, branching):
-    context, evaluator = model_2x4
+    context, _ = model_2x4
     settings = AStarSettings(epsilon=0.025, branching=branching, heuristic=heuristic, eval_budget=80)
+    evaluator = MaskEvaluator(context.dense, context.search)  # an empty memo
     early = astar_prune(evaluator, settings)
     full = astar_prune(FullScoring(context.dense, context.search), settings)
-    assert (early.pruned, early.score, early.trace, early.evaluations, early.expansions, early.stop_reason) == (
-        full.pruned, full.score, full.trace, full.evaluations, full.expansions, full.stop_reason)
+    assert decisions(early) == decisions(full)
     assert early.scoring["stopped_early"] > 0 and full.scoring["stopped_early"] == 0
     assert early.scoring["mask_rows"] < full.scoring["mask_rows"]
+    again = astar_prune(evaluator, settings)  # a second trial on the same evaluator: every mask from the memo
+    assert decisions(again) == decisions(early) and again.scoring["memo_hits"] == again.scoring["masks"]
+    assert again.scoring["mask_rows"] == 0

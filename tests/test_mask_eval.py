@@ -88,6 +88,7 @@ def test_early_stopped_scoring_gives_the_same_feasibility_decisions():
     bars = sorted({s.accuracy for s in full})
     rows = len(context.search)
     for at_least in (bars[len(bars) // 3], bars[len(bars) // 2], bars[-1], bars[-1] + 1 / rows):
+        evaluator = MaskEvaluator(context.dense, context.search, batch_size=16)  # an empty memo
         before = evaluator.counts.to_dict()
         early = evaluator.score(masks, reference=reference, at_least=at_least)
         for f, e in zip(full, early, strict=True):
@@ -103,6 +104,10 @@ def test_early_stopped_scoring_gives_the_same_feasibility_decisions():
         assert (spent["mask_rows"] < spent["mask_rows_full"]) == (stopped > 0)
     # the highest bar but one row fails every mask: all of them stop, most after their first batch
     assert stopped == len(masks) and spent["mask_rows"] < spent["mask_rows_full"] / 2
+    # asked again: the bounds still answer below the same bar, exact scores answer any question
+    again = evaluator.score(masks, reference=reference, at_least=at_least)
+    assert again == early and evaluator.counts.memo_hits == len(masks)
+    assert evaluator.score(masks[:3]) == full[:3] and evaluator.counts.memo_hits == len(masks)  # bounds: scored again
 
 
 def test_needed_correct_matches_the_float_comparison():
