@@ -44,8 +44,6 @@ def main() -> int:
     args = parser.parse_args()
     config, context, test = open_study(args)
     subset, heldout = context.search.split(args.eval_rows, seed=context.seed)
-    early = MaskEvaluator(context.dense, subset)
-    full = FullScoring(context.dense, subset)
     print(f"model {config.model.source} {context.num_layers}x{context.num_heads}; subset {len(subset)} rows; "
           f"{args.threads} threads; branching {args.branching}; {args.budget} masks per search")
     print("| search | scorer | masks | wall s | masks/s | ratio | masks stopped early | mask-rows scored | identical |")
@@ -56,7 +54,9 @@ def main() -> int:
                                  weight=float(weight), eval_budget=args.budget, time_limit_s=None)
         results = {}
         for name in (("full", "early") if i % 2 == 0 else ("early", "full")):
-            results[name] = astar_prune(full if name == "full" else early, settings, progress=True)
+            # a fresh evaluator per search: its memo would otherwise answer the masks an earlier search scored
+            evaluator = (FullScoring if name == "full" else MaskEvaluator)(context.dense, subset)
+            results[name] = astar_prune(evaluator, settings, progress=True)
         same = decisions(results["full"]) == decisions(results["early"])
         rate = {k: r.evaluations / r.wall_s for k, r in results.items()}
         for name in ("full", "early"):
@@ -70,7 +70,7 @@ def main() -> int:
         settings = AStarSettings(epsilon=float(epsilon), branching=args.branching, heuristic=heuristic,
                                  weight=float(weight), eval_budget=10**9, time_limit_s=args.long)
         start = time.perf_counter()
-        r = astar_prune(early, settings, progress=True)
+        r = astar_prune(MaskEvaluator(context.dense, subset), settings, progress=True)
         pruned = context.dense.prune(r.head_config)
         accs = {name: (accuracy(pruned, d), accuracy(context.dense, d)) for name, d in
                 (("subset", subset), ("held-out", heldout), ("test", test))}
