@@ -22,8 +22,8 @@ A third saving, for searches that only need to know whether a mask reaches an ac
   likely to flip; a mask stops being scored as soon as its wrong rows exceed what ``at_least`` allows. Such a
   mask's score is not exact (``exact=False``): its accuracy is an upper bound, below ``at_least``, and
   its loss is NaN. Masks that reach ``at_least`` are scored on every row, so their accuracy and loss are
-  those of a full pass (a search ranks the feasible masks by them). The reference's margins cost one
-  extra pass of the reference.
+  those of a full pass (a search ranks the feasible masks by them). The reference's margins are kept
+  from its own full scoring (a search's parent was scored as a child), else they cost one pass of it.
 
 Examples are tokenised once (``EncodedSplit``: sorted by length, padded per batch; reordered rows are
 re-padded per batch, which leaves each row's logits unchanged up to float rounding).
@@ -92,6 +92,7 @@ class MaskEvaluator:
         self.reuse_prefix = reuse_prefix and clf.model.supports_prefix_reuse
         self.counts = ScoringCounts()
         self._memo: dict[bytes, MaskScore] = {}  # by the mask's bytes: scores do not depend on the reference
+        self._margins: dict[bytes, torch.Tensor] = {}  # per-row margins of the masks scored in full
         self._split = EncodedSplit(clf, data, batch_size=batch_size)
 
     @property
@@ -142,14 +143,14 @@ class MaskEvaluator:
             starts = [int(d.nonzero()[0]) if d.any() else L for d in differs]
         else:
             starts = [0] * len(masks)
-        if at_least is None:
-            batches, allowed_wrong = self._split.batches, total
-        else:
-            batches, allowed_wrong = self._split.rebatch(self._by_margin(ref)), total - needed_correct(at_least, total)
+        order = self._split.order if at_least is None else self._by_margin(ref)
+        batches = self._split.batches if at_least is None else self._split.rebatch(order)
+        allowed_wrong = total if at_least is None else total - needed_correct(at_least, total)
+        margins = torch.empty(len(masks), total)  # per row, kept for the masks scored in full (future references)
         # float64 sums: a mask's loss does not depend on the order its rows are scored in
         correct, loss, seen = torch.zeros(len(masks)), torch.zeros(len(masks), dtype=torch.float64), torch.zeros(len(masks))
         live = list(range(len(masks)))
-        for ids, attn, labels in batches:
+        for (ids, attn, labels), index in zip(batches, order.split(self._split.batch_size), strict=True):
             if not live:
                 break
             n = ids.shape[0]
@@ -174,15 +175,17 @@ class MaskEvaluator:
                         logits = model(ids.repeat(k, 1), a, gates=gates)
                     logits = logits.view(k, n, -1)
                     correct[chunk] += (logits.argmax(-1) == labels).sum(1).float()
+                    margins[torch.tensor(chunk)[:, None], index[None, :]] = _margins(logits, labels)
                     loss[chunk] += F.cross_entropy(logits.transpose(1, 2), labels.expand(k, n), reduction="none").double().sum(1)
                     seen[chunk] += n
                 self.counts.layer_rows_reused += len(members) * n * start
             self.counts.mask_rows += len(live) * n
             live = [j for j in live if seen[j] - correct[j] <= allowed_wrong]  # the rest cannot reach at_least
         scores = []
-        for c, lo, n in zip(correct.tolist(), loss.tolist(), seen.tolist(), strict=True):
+        for j, (c, lo, n) in enumerate(zip(correct.tolist(), loss.tolist(), seen.tolist(), strict=True)):
             if n == total:
                 scores.append(MaskScore(c / total, lo / total))
+                self._margins[masks[j].bool().numpy().tobytes()] = margins[j].clone()
             else:  # stopped: every row not scored counted as correct
                 scores.append(MaskScore((c + total - n) / total, float("nan"), exact=False))
                 self.counts.stopped_early += 1
@@ -196,21 +199,29 @@ class MaskEvaluator:
     def _by_margin(self, reference: torch.Tensor) -> torch.Tensor:
         """Rows of the split in scoring order: first the batch of rows the reference gets wrong or right by the
         smallest margin, then the rest by length as usual (ordering every row by margin would pad every batch
-        to nearly the longest row, which costs the feasible masks, scored on every row, more than it saves)."""
+        to nearly the longest row, which costs the feasible masks, scored on every row, more than it saves).
+        The reference's margins come from its own full scoring when it had one (a search's parent), else
+        from one pass of it."""
         model = self.clf.model
-        margins = torch.empty(len(self.data))
-        rows = self._split.order.split(self._split.batch_size)
-        for (ids, attn, labels), index in zip(self._split.batches, rows, strict=True):
-            logits = model(ids, attn, gates=reference)
-            true = logits.gather(1, labels[:, None]).squeeze(1)
-            others = logits.scatter(1, labels[:, None], float("-inf")).max(1).values
-            margins[index] = true - others
-        self.counts.reference_rows += len(self.data)
+        key = reference.bool().numpy().tobytes()
+        if key not in self._margins:
+            margins = torch.empty(len(self.data))
+            rows = self._split.order.split(self._split.batch_size)
+            for (ids, attn, labels), index in zip(self._split.batches, rows, strict=True):
+                margins[index] = _margins(model(ids, attn, gates=reference), labels)
+            self._margins[key] = margins
+            self.counts.reference_rows += len(self.data)
         risky = torch.zeros(len(self.data), dtype=torch.bool)
-        risky[torch.argsort(margins, stable=True)[: self._split.batch_size]] = True
+        risky[torch.argsort(self._margins[key], stable=True)[: self._split.batch_size]] = True
         by_length = self._split.order
         return torch.cat([by_length[risky[by_length]], by_length[~risky[by_length]]])
 
     def importance(self, mask: torch.Tensor) -> torch.Tensor:
         """Michel et al. gradient importance of every head at ``mask``, on this evaluator's examples."""
         return gradient_importance(self.clf, self.data, mask=self._check(mask))
+
+
+def _margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The true class's logit minus the best other one, per row (negative: wrong); ``logits`` ``[..., rows, classes]``."""
+    index = labels.expand(logits.shape[:-1])[..., None]
+    return logits.gather(-1, index).squeeze(-1) - logits.scatter(-1, index, float("-inf")).max(-1).values
