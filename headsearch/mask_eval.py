@@ -117,7 +117,7 @@ class MaskEvaluator:
         A mask scored before (by any caller of this evaluator) is not scored again when its score answers:
         an exact one always, an upper bound when it is still below ``at_least``."""
         masks = [self._check(m) for m in masks]
-        keys = [m.bool().numpy().tobytes() for m in masks]
+        keys = [_key(m) for m in masks]
         known = {j: self._memo[key] for j, key in enumerate(keys) if key in self._memo
                  and (self._memo[key].exact or (at_least is not None and self._memo[key].accuracy < at_least))}
         todo = [j for j in range(len(masks)) if j not in known]
@@ -185,7 +185,7 @@ class MaskEvaluator:
         for j, (c, lo, n) in enumerate(zip(correct.tolist(), loss.tolist(), seen.tolist(), strict=True)):
             if n == total:
                 scores.append(MaskScore(c / total, lo / total))
-                self._margins[masks[j].bool().numpy().tobytes()] = margins[j].clone()
+                self._margins[_key(masks[j])] = margins[j].clone()
             else:  # stopped: every row not scored counted as correct
                 scores.append(MaskScore((c + total - n) / total, float("nan"), exact=False))
                 self.counts.stopped_early += 1
@@ -203,7 +203,7 @@ class MaskEvaluator:
         The reference's margins come from its own full scoring when it had one (a search's parent), else
         from one pass of it."""
         model = self.clf.model
-        key = reference.bool().numpy().tobytes()
+        key = _key(reference)
         if key not in self._margins:
             margins = torch.empty(len(self.data))
             rows = self._split.order.split(self._split.batch_size)
@@ -225,3 +225,8 @@ def _margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The true class's logit minus the best other one, per row (negative: wrong); ``logits`` ``[..., rows, classes]``."""
     index = labels.expand(logits.shape[:-1])[..., None]
     return logits.gather(-1, index).squeeze(-1) - logits.scatter(-1, index, float("-inf")).max(-1).values
+
+
+def _key(mask: torch.Tensor) -> bytes:
+    """A mask's identity in the evaluator's memos (scores and margins do not depend on the reference)."""
+    return mask.bool().numpy().tobytes()

@@ -34,7 +34,7 @@ def split_heads(total: int, shares: Sequence[float], num_heads: int) -> list[int
         raise ValueError(f"total must be between {layers} and {layers * num_heads} heads. Got {total}.")
     if any(s < 0 for s in shares):
         raise ValueError(f"shares must be >= 0. Got {list(shares)}.")
-    weights = [s if sum(shares) > 0 else 1.0 for s in shares]  # all zero: an even split
+    weights = list(shares) if sum(shares) > 0 else [1.0] * layers  # all zero: an even split
     counts = [1] * layers
     for _ in range(total - layers):
         room = [i for i in range(layers) if counts[i] < num_heads]
