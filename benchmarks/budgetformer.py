@@ -1,12 +1,14 @@
 """BudgetFormer (per-input head budgets) against dense and against static pruning at the same mean head count.
 
 For a study's dense model (the run folder's cached model is reused, or trained): a router is trained
-for each ``--budget-weights`` value (per-layer controllers, warm start, the search space's defaults
-otherwise). Each routed model is run through the runtime that computes only each input's heads:
-accuracy on dev and test, mean s, mean heads, mean FLOPs per example at the study's sequence length,
-and latency at batch 1 and batch 32 on dev rows padded to that length, interleaved with the dense
-model in this process (single thread; speedup = ratio of medians). The static comparison keeps the
-same number of heads (the routed mean, rounded) by one-shot gradient importance, structurally pruned.
+for each ``--targets`` mean budget (warm start; ``--per-layer`` routes at every layer, default once
+per input from the embeddings; the search space's defaults otherwise). Each routed model is run
+through the runtime that computes only each input's heads: accuracy on dev and test, mean s, mean
+heads, mean FLOPs per example at the study's sequence length, and latency at batch 1 and batch 32 on
+dev rows padded to that length, interleaved with the dense model in this process (single thread;
+speedup = ratio of medians). The static comparison keeps the
+same number of heads (the routed mean, rounded) by one-shot gradient importance, structurally pruned;
+the last row of each pair is routed latency over static latency (ratio of the two speedups).
 
     python benchmarks/budgetformer.py studies/agnews_builtin.yaml --out runs/agnews_builtin
 """
@@ -26,7 +28,9 @@ from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
 
 def main(argv: list[str] | None = None) -> int:
     parser = study_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-weights", type=float, nargs="+", default=[0.03, 0.1, 0.3])
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.5], help="target mean budgets")
+    parser.add_argument("--per-layer", action="store_true", help="route at every layer (default: once per input)")
+    parser.add_argument("--signal", default="tokens", choices=["tokens", "mean"])
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="latency batch sizes")
@@ -47,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     speed_cols = " | ".join(f"speedup b={b}" for b in args.batches)
     print(f"\n| method | mean s | heads (of {L * H}) | dev | test | FLOPs saved | {speed_cols} | train s |")
     print("|---|---|---|---|---|---|" + "---|" * len(args.batches) + "---|")
-    for weight in args.budget_weights:
+    mode = "per layer" if args.per_layer else "once"
+    for target in args.targets:
         start = time.monotonic()
         candidate = BudgetFormerStrategy().propose(
-            {"budget_weight": weight, "epochs": args.epochs, "train_rows": args.train_rows}, context)
+            {"target_budget": target, "epochs": args.epochs, "train_rows": args.train_rows,
+             "per_layer": args.per_layer, "signal": args.signal}, context)
         seconds = time.monotonic() - start
         routed = candidate.model
         routing = route(routed, dev)
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         first = objectives[args.batches[0]]
         speeds = " | ".join(f"{o.speedup:.2f}x" for o in objectives.values())
         heads = routing.kept.sum((1, 2)).float().mean()
-        print(f"| BudgetFormer, budget weight {weight:g} | {routing.s.mean():.3f} | {heads:.1f} | "
+        print(f"| BudgetFormer ({mode}, {args.signal}), target {target:g} | {routing.s.mean():.3f} | {heads:.1f} | "
               f"{accuracy(routed, dev):.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
               f"{seconds:.0f} |", flush=True)
         static = dense.prune(keep_top(importance, max(L, round(first.heads_kept))))
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| importance, same heads | - | {static.model.head_config.total_kept} | {accuracy(static, dev):.4f} | "
               f"{accuracy(static, test):.4f} | {1 - static_objectives[args.batches[0]].flops_ratio:.1%} | {speeds} | 0 |",
               flush=True)
+        ratios = ", ".join(f"b={b} {static_objectives[b].speedup / objectives[b].speedup:.3f}" for b in args.batches)
+        print(f"| routed / static latency: {ratios} | | | | | | " + "| " * len(args.batches) + "|", flush=True)
     return 0
 
 

@@ -41,7 +41,7 @@ STRATEGIES = {
 def budget_of(params: dict) -> str:
     if "budget" in params:
         return f"budget {params['budget']:.2f}"
-    return f"budget_weight {params['budget_weight']:.3f}"  # budgetformer: the compute pressure
+    return f"target_budget {params['target_budget']:.2f}"  # budgetformer: the mean budget it is held to
 
 
 def main() -> None:

@@ -165,8 +165,8 @@ def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str
     if routed:
         r = clf.router.spec
         heads = (f"Per-input head budgets (BudgetFormer): the weights keep all {config.total_heads} heads and "
-                 f"`router.safetensors` a {'per-layer' if r.per_layer else 'global'} budget controller\n"
-                 f"(s in [{r.s_min:g}, {r.s_max:g}]) and per-layer relevance scorers; for each input and layer the "
+                 f"`router.safetensors` a router ({'at every layer' if r.per_layer else 'once per input, on the embeddings'}: "
+                 f"a budget s in [{r.s_min:g}, {r.s_max:g}]\nand each layer's head ranking); for each input and layer the "
                  f"runtime computes only the top {r.rounding}(s x {shape.num_heads}) heads.\nThe objectives below are "
                  "means over the evaluation split (FLOPs) and timings on its rows.")
     else:

@@ -129,7 +129,7 @@ class Evaluator:
         with router.tracing() as trace:
             accuracy = self.accuracy(clf.runtime)
         counts = trace.kept().sum(-1)  # [examples, layers]
-        flops = mean_flops(shape, counts.tolist(), self.profile.seq_len) + router_flops(router.spec)
+        flops = mean_flops(shape, counts.tolist(), self.profile.seq_len) + router_flops(router.spec, self.profile.seq_len)
         timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
                                  inputs=self._timing_batches(clf))
         heads = float(counts.sum(-1).float().mean())

@@ -1,12 +1,16 @@
 """Per-input head budgets (BudgetFormer, ALGORITHMS.md section 4): a router that picks, for each input
 and layer, how many heads to run and which, and a runtime that computes only those heads.
 
-``HeadRouter``, per layer ``i`` with input ``x`` (mean-pooled over real tokens to ``z``):
+``HeadRouter``, per layer ``i`` with input ``x`` (real tokens only):
 
-- budget controller: ``s = s_min + (s_max - s_min) * sigmoid(MLP(z))``, one MLP per layer, or one
-  global MLP applied to the embeddings (layer 0's input) whose ``s`` every layer uses;
-- relevance scorer: a linear map ``z -> [heads]`` logits, relevance ``r = softmax(logits / tau)``;
+- budget controller: ``s = s_min + (s_max - s_min) * sigmoid(MLP(x))``, the MLP's first layer run on
+  every token and pooled (``signal: tokens``), or on the mean-pooled input (``mean``, the paper);
+- relevance scorer: a linear map of the pooled input to ``[heads]`` logits, ``r = softmax(logits / tau)``,
+  fused with the controller's first layer into one projection;
 - hard choice: the top ``k = ceil(s * H)`` heads by logit (``floor``, at least 1, as an option).
+
+With ``per_layer: false`` the router runs once per forward pass, on the embeddings: one ``s`` and every
+layer's logits from one projection (the paper leaves per layer or per model open).
 
 Gradients through the discrete choice (the paper leaves this open): a straight-through soft rank
 mask. Soft ranks ``rank_h = 1 + sum_j sigmoid((l_j - l_h) / tau)`` are differentiable in the logits,
@@ -23,6 +27,7 @@ forward ``model(ids, mask, gates=router)`` (the tests check it).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,12 +35,14 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from headsearch.errors import ModelError
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier, SelfAttention
 from headsearch.models.shape import ModelShape
 
 ROUNDINGS = ("ceil", "floor")
+SIGNALS = ("tokens", "mean")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,12 +55,15 @@ class RouterSpec:
     s_max: float = 0.9
     width: int = 64
     rounding: str = "ceil"
+    signal: str = "tokens"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.s_min <= self.s_max <= 1.0:
             raise ModelError(f"A router needs 0 < s_min <= s_max <= 1. Got s_min={self.s_min}, s_max={self.s_max}.")
         if self.rounding not in ROUNDINGS:
             raise ModelError(f"The 'rounding' of a router must be one of {ROUNDINGS}. Got {self.rounding!r}.")
+        if self.signal not in SIGNALS:
+            raise ModelError(f"The 'signal' of a router must be one of {SIGNALS}. Got {self.signal!r}.")
 
     @classmethod
     def for_model(cls, shape: ModelShape, **settings) -> RouterSpec:
@@ -61,6 +71,11 @@ class RouterSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def logits_per_projection(self) -> int:
+        """Head logits one projection gives: a layer's, or (routed once) every layer's."""
+        return self.num_heads if self.per_layer else self.num_layers * self.num_heads
 
 
 @dataclass
@@ -86,57 +101,90 @@ class RoutingTrace:
         return torch.stack([torch.cat(calls) for calls in self.keep], dim=1)
 
 
-class HeadRouter(nn.Module):
-    """Budget controller(s) and relevance scorers; called as a ``GateFn`` it returns ``[batch, heads]`` gates."""
+def _pool(weights: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Weighted sum over tokens: ``weights [batch, seq]`` (rows summing to 1), ``t [batch, seq, k]`` -> ``[batch, k]``."""
+    return torch.bmm(weights[:, None, :], t).squeeze(1)
 
-    def __init__(self, spec: RouterSpec):
+
+class HeadRouter(nn.Module):
+    """Budget controller(s) and relevance scorers; called as a ``GateFn`` it returns ``[batch, heads]`` gates.
+
+    ``per_layer``: at every layer one fused projection of that layer's input, ``hidden -> [controller
+    units | head logits]`` (one matrix product serves both), and the controller's output unit
+    ``units -> s``. Otherwise the router runs once per forward pass, on the embeddings (layer 0's
+    input): one projection gives the controller's units and every layer's head logits, so the later
+    layers only look up their choice (the cheap mode at batch 1)."""
+
+    def __init__(self, spec: RouterSpec, *, initial_budget: float | None = None):
         super().__init__()
         self.spec = spec
         h, w = spec.hidden_size, spec.width
-        n = spec.num_layers if spec.per_layer else 1
-        self.controllers = nn.ModuleList(nn.Sequential(nn.Linear(h, w), nn.GELU(), nn.Linear(w, 1)) for _ in range(n))
-        self.scorers = nn.ModuleList(nn.Linear(h, spec.num_heads) for _ in range(spec.num_layers))
-        for c in self.controllers:  # start near s_max: exploration begins with most heads on
-            nn.init.constant_(c[-1].bias, 2.0)
+        routers = spec.num_layers if spec.per_layer else 1
+        self.projections = nn.ModuleList(nn.Linear(h, w + spec.logits_per_projection) for _ in range(routers))
+        self.budget_outputs = nn.ModuleList(nn.Linear(w, 1) for _ in range(routers))
+        # every input starts at ``initial_budget`` (default: near s_max, most heads on); a trainer with a
+        # target budget starts there, so the multiplier corrects the mean instead of driving it down
+        start = 0.88 if initial_budget is None or spec.s_max == spec.s_min else \
+            min(max((initial_budget - spec.s_min) / (spec.s_max - spec.s_min), 0.01), 0.99)
+        for out in self.budget_outputs:
+            nn.init.constant_(out.bias, math.log(start / (1 - start)))
         self.temperature = 1.0  # tau; set by the trainer's schedule
         self.noise = 0.0  # std of the exploration noise on the logits (training only)
         self.forced_budget: float | None = None
         self.trace: RoutingTrace | None = None
         self._terms: list[tuple[torch.Tensor, torch.Tensor]] = []  # (s, r) of the batch being trained
-        self._global_s: torch.Tensor | None = None
+        self._routed: tuple[torch.Tensor, torch.Tensor] | None = None  # routed once: (s, logits [batch, layers, heads])
+        self._chosen: list[list[tuple[int, ...]]] = []  # the batch's choices: one layer's, or every layer's
+        self._budget = torch.empty(0)  # the batch's s, for the trace
 
-    def budget(self, layer: int, z: torch.Tensor) -> torch.Tensor:
-        """``s`` per example ``[batch]`` at ``layer`` (``z``: pooled layer input)."""
+    def _route(self, index: int, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s [batch]`` and the logits of projection ``index`` (with exploration noise in training).
+
+        The ``tokens`` signal runs the controller's first layer on every token and pools its activations
+        (it can count the tokens that call for heads); ``mean`` pools the input first (the paper's
+        reading). Logits always come from the pooled input (a linear map commutes with the pooling)."""
+        spec, w = self.spec, self.spec.width
+        weights = attention_mask.to(x.dtype)
+        weights = (weights / weights.sum(1, keepdim=True).clamp(min=1.0))[:, None, :]
+        projection = self.projections[index]
+        if spec.signal == "tokens":
+            y = projection(x)
+            units, logits = torch.bmm(weights, F.gelu(y[..., :w])).squeeze(1), torch.bmm(weights, y[..., w:]).squeeze(1)
+        else:
+            y = projection(torch.bmm(weights, x).squeeze(1))
+            units, logits = F.gelu(y[:, :w]), y[:, w:]
+        s = spec.s_min + (spec.s_max - spec.s_min) * torch.sigmoid(self.budget_outputs[index](units).squeeze(-1))
         if self.forced_budget is not None:
-            return torch.full((z.shape[0],), self.forced_budget, dtype=z.dtype, device=z.device)
-        if not self.spec.per_layer and layer > 0:
-            assert self._global_s is not None, "a global router is called from layer 0 onwards"
-            return self._global_s
-        lo, hi = self.spec.s_min, self.spec.s_max
-        s = lo + (hi - lo) * torch.sigmoid(self.controllers[0 if not self.spec.per_layer else layer](z).squeeze(-1))
-        if not self.spec.per_layer:
-            self._global_s = s
-        return s
-
-    def count(self, s: torch.Tensor) -> torch.Tensor:
-        """Heads to run per example: ``ceil(s * H)`` (or floor), within ``1..H``."""
-        x = s.detach() * self.spec.num_heads
-        k = torch.ceil(x - 1e-6) if self.spec.rounding == "ceil" else torch.floor(x + 1e-6)
-        return k.clamp(1, self.spec.num_heads).long()
-
-    def _scores(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``s [batch]`` and head logits ``[batch, heads]`` (with exploration noise in training)."""
-        mask = attention_mask.to(x.dtype)[..., None]
-        z = (x * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        s = self.budget(layer, z)
-        logits = self.scorers[layer](z)
+            s = torch.full_like(s, self.forced_budget)
         if self.training and self.noise > 0:
             logits = logits + self.noise * torch.randn_like(logits)
         return s, logits
 
+    def _scores(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s [batch]`` and head logits ``[batch, heads]`` at ``layer``."""
+        if self.spec.per_layer:
+            return self._route(layer, x, attention_mask)
+        if layer == 0:
+            s, logits = self._route(0, x, attention_mask)
+            self._routed = s, logits.view(-1, self.spec.num_layers, self.spec.num_heads)
+        assert self._routed is not None, "a router routing once is called from layer 0 onwards"
+        return self._routed[0], self._routed[1][:, layer]
+
+    def count(self, s: torch.Tensor) -> torch.Tensor:
+        """Heads to run per example: ``ceil(s * H)`` (or floor), within ``1..H`` (in float64, as ``_count``)."""
+        x = s.detach().double() * self.spec.num_heads
+        k = torch.ceil(x - 1e-6) if self.spec.rounding == "ceil" else torch.floor(x + 1e-6)
+        return k.clamp(1, self.spec.num_heads).long()
+
+    def _count(self, s: float) -> int:
+        """``count`` for one example in Python (the same float64 arithmetic, so the same answer)."""
+        x = s * self.spec.num_heads
+        k = math.ceil(x - 1e-6) if self.spec.rounding == "ceil" else math.floor(x + 1e-6)
+        return min(max(k, 1), self.spec.num_heads)
+
     @staticmethod
     def _ranking(logits: torch.Tensor) -> torch.Tensor:
-        """Heads by decreasing logit, ties to the lower index (one rule for the masked and the runtime path)."""
+        """Heads by decreasing logit, ties to the lower index (``choose`` sorts the same way in Python)."""
         return logits.detach().argsort(dim=-1, descending=True, stable=True)
 
     def forward(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -157,27 +205,40 @@ class HeadRouter(nn.Module):
         return hard + soft - soft.detach()
 
     def choose(self, layer: int, x: torch.Tensor, attention_mask: torch.Tensor) -> list[tuple[int, ...]]:
-        """Inference: each row's chosen heads, ascending (the same heads ``forward``'s mask keeps)."""
-        s, logits = self._scores(layer, x, attention_mask)
-        counts, ranking = self.count(s).tolist(), self._ranking(logits).tolist()
-        heads = [tuple(sorted(order[:k])) for order, k in zip(ranking, counts, strict=True)]
+        """Inference: each row's chosen heads, ascending (the same heads ``forward``'s mask keeps).
+        Counts and ranking are done in Python on one list (per layer, or per forward pass when routed
+        once): at batch 1 a handful of tensor operations would cost more than the arithmetic."""
+        spec = self.spec
+        if spec.per_layer or layer == 0:
+            s, logits = self._scores(layer, x, attention_mask)
+            if not spec.per_layer:
+                logits = self._routed[1]
+            H, layers = spec.num_heads, 1 if spec.per_layer else spec.num_layers
+            self._chosen = [[] for _ in range(layers)]
+            self._budget = s
+            for row in torch.cat([s[:, None], logits.reshape(len(s), -1)], dim=1).tolist():
+                k = self._count(row[0])
+                for i in range(layers):
+                    scores = row[1 + i * H:1 + (i + 1) * H]
+                    order = sorted(range(H), key=lambda h, scores=scores: -scores[h])  # stable: ties to the lower index
+                    self._chosen[i].append(tuple(sorted(order[:k])))
+        heads = self._chosen[0 if spec.per_layer else layer]
         if self.trace is not None:
-            keep = torch.zeros(len(heads), self.spec.num_heads, dtype=torch.bool)
+            keep = torch.zeros(len(heads), spec.num_heads, dtype=torch.bool)
             for row, chosen in enumerate(heads):
                 keep[row, list(chosen)] = True
-            self.trace.add(layer, s, keep)
+            self.trace.add(layer, self._budget, keep)
         return heads
 
-    def penalty(self, budget_weight: float, entropy_weight: float) -> torch.Tensor:
-        """Cost of the batch just run in training mode: ``budget_weight * mean(s) + entropy_weight * mean H(r)``
-        (entropy in nats, over layers and examples); clears the batch's terms."""
+    def pop_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``s [calls, batch]`` and relevance ``r [calls, batch, heads]`` of the batch just run in training
+        mode (a call per layer); clears them."""
         if not self._terms:
-            raise ModelError("HeadRouter.penalty() needs a forward pass in training mode first.")
+            raise ModelError("HeadRouter.pop_terms() needs a forward pass in training mode first.")
         s = torch.stack([t[0] for t in self._terms])
         r = torch.stack([t[1] for t in self._terms])
-        entropy = -(r * torch.log(r.clamp_min(1e-12))).sum(-1)
         self._terms.clear()
-        return budget_weight * s.mean() + entropy_weight * entropy.mean()
+        return s, r
 
     @contextmanager
     def forcing(self, budget: float | None) -> Iterator[None]:
@@ -208,7 +269,12 @@ class RoutedClassifier(nn.Module):
             raise ModelError("A routed model needs every head present (route a dense model, not a pruned one).")
         self.model, self.router = model, router
         self.cache_size = cache_size
-        self._pruned: OrderedDict[tuple[int, tuple[int, ...]], tuple[tuple[int, ...], SelfAttention]] = OrderedDict()
+        self._pruned: OrderedDict[tuple[int, tuple[int, ...]], SelfAttention] = OrderedDict()
+        # an optimiser step updates weights and biases together: the weights' versions tell when the cut
+        # copies are stale (``Tensor._version`` counts in-place updates); read once per forward pass
+        self._weights = [t for layer in model.layers for t in (layer.attention.query.weight, layer.attention.key.weight,
+                                                                 layer.attention.value.weight, layer.attention.output.weight)]
+        self._versions: tuple[int, ...] = ()
 
     @property
     def spec(self) -> EncoderSpec:
@@ -220,11 +286,20 @@ class RoutedClassifier(nn.Module):
             raise ModelError("A routed model chooses its own heads per input; it takes no gates.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        model = self.model
+        versions = tuple(w._version for w in self._weights)
+        if versions != self._versions:
+            self._pruned.clear()
+            self._versions = versions
+        model, router = self.model, self.router
         x = model.embeddings(input_ids)
         bias = model.mask_bias(attention_mask, x.dtype)
         for i, layer in enumerate(model.layers):
-            x = layer.finish(x, self._attend(i, layer.attention, x, bias, self.router.choose(i, x, attention_mask)))
+            chosen = router.choose(i, x, attention_mask)
+            if len(chosen) == 1:  # batch 1: no grouping
+                attended = self._module(i, layer.attention, chosen[0])(x, bias, None)
+            else:
+                attended = self._attend(i, layer.attention, x, bias, chosen)
+            x = layer.finish(x, attended)
         return model.classify(x, attention_mask)
 
     def _attend(self, layer: int, attention: SelfAttention, x: torch.Tensor, bias: torch.Tensor,
@@ -242,44 +317,84 @@ class RoutedClassifier(nn.Module):
         return out
 
     def _module(self, layer: int, attention: SelfAttention, heads: tuple[int, ...]) -> SelfAttention:
-        """The layer's attention cut down to ``heads``, cached; rebuilt when the weights changed since
-        (``Tensor._version`` counts in-place updates such as optimiser steps)."""
+        """The layer's attention cut down to ``heads``, cached (least recently used goes first)."""
         key = (layer, heads)
-        # an optimiser step updates weights and biases together: the four weights' versions suffice
-        version = (attention.query.weight._version, attention.key.weight._version, attention.value.weight._version,
-                   attention.output.weight._version)
-        hit = self._pruned.get(key)
-        if hit is None or hit[0] != version:
-            hit = self._pruned[key] = (version, attention.pruned(heads).eval())
+        module = self._pruned.get(key)
+        if module is None:
+            module = self._pruned[key] = attention.pruned(heads).eval()
             while len(self._pruned) > self.cache_size:
                 self._pruned.popitem(last=False)
-        self._pruned.move_to_end(key)
-        return hit[1]
+        else:
+            self._pruned.move_to_end(key)
+        return module
 
 
-def router_flops(spec: RouterSpec) -> int:
-    """FLOPs per example of the router (controllers and scorers; pooling not counted, as in ``cost.flops``)."""
-    h, w, H = spec.hidden_size, spec.width, spec.num_heads
-    controllers = (spec.num_layers if spec.per_layer else 1) * (2 * h * w + 2 * w)
-    return controllers + spec.num_layers * 2 * h * H
+def router_flops(spec: RouterSpec, seq_len: int) -> int:
+    """FLOPs per example of the router at ``seq_len`` tokens: projections and controller outputs (pooling
+    not counted, as in ``cost.flops``). A ``tokens`` controller projects every token."""
+    h, w = spec.hidden_size, spec.width
+    per_router = 2 * h * (w + spec.logits_per_projection) * (seq_len if spec.signal == "tokens" else 1) + 2 * w
+    return (spec.num_layers if spec.per_layer else 1) * per_router
+
+
+@dataclass(frozen=True)
+class BudgetStats:
+    """The budgets ``s`` of one training epoch (every example and layer): their mean and spread, the
+    fraction at each bound (within 1% of the range), and the Lagrange multiplier at the epoch's end."""
+
+    mean: float
+    std: float
+    at_min: float
+    at_max: float
+    multiplier: float
+
+    @classmethod
+    def of(cls, s: torch.Tensor, spec: RouterSpec, multiplier: float) -> BudgetStats:
+        margin = 0.01 * (spec.s_max - spec.s_min)
+        return cls(float(s.mean()), float(s.std()) if s.numel() > 1 else 0.0,
+                   float((s <= spec.s_min + margin).float().mean()), float((s >= spec.s_max - margin).float().mean()),
+                   multiplier)
+
+    def collapse(self) -> str | None:
+        """How these budgets collapsed, or ``None``: nearly all (>= 95%) at one bound, where they no
+        longer follow the input."""
+        if self.at_min >= 0.95:
+            return "collapsed to s_min"
+        if self.at_max >= 0.95:
+            return "collapsed to s_max"
+        return None
 
 
 class RouterTraining:
     """The router as ``TrainableGates`` for ``models.training.train``, with the exploration->exploitation
     schedule: over the first ``explore_fraction`` of training the temperature falls geometrically from
     ``tau_start`` to ``tau_end`` and the logit noise linearly from ``noise`` to 0; both then stay put.
-    The penalty is ``budget_weight * mean(s) + entropy_weight * mean entropy(r)``: the budget term is
-    the compute pressure (``s`` is kept in ``[s_min, s_max]`` by construction, so the paper's hinge
-    on those bounds is never active and is left out); the entropy term makes relevance decisive."""
 
-    def __init__(self, router: HeadRouter, *, learning_rate: float = 1e-3, budget_weight: float = 0.1,
-                 entropy_weight: float = 0.01, tau_start: float = 2.0, tau_end: float = 0.2, noise: float = 0.5,
-                 explore_fraction: float = 0.5):
-        if not (tau_start > 0 and tau_end > 0 and 0 < explore_fraction <= 1 and noise >= 0):
-            raise ModelError("RouterTraining needs tau_start, tau_end > 0, noise >= 0 and explore_fraction in (0, 1].")
+    Compute pressure is a constraint, not a fixed weight: mean ``s`` over the batch <= ``target_budget``,
+    enforced with a Lagrange multiplier ``lambda >= 0`` raised by dual ascent while the batch's mean is
+    above the target (``lambda += multiplier_lr * (mean s - target)``, floored at 0). The penalty is
+    ``lambda * (mean s - target) + entropy_weight * mean entropy(r)``. The multiplier charges every
+    input the same price per unit of ``s``, so the task loss decides which inputs get the budget;
+    a fixed weight instead either collapses every input to ``s_min`` or exerts no pressure, depending
+    on the task and seed. ``s`` is kept in ``[s_min, s_max]`` by construction, so the paper's hinge on
+    those bounds is never active and is left out; the entropy term makes relevance decisive."""
+
+    def __init__(self, router: HeadRouter, *, learning_rate: float = 1e-3, target_budget: float = 0.5,
+                 multiplier_lr: float = 0.01, quadratic: float = 5.0, entropy_weight: float = 0.01, tau_start: float = 2.0,
+                 tau_end: float = 0.2, noise: float = 0.5, explore_fraction: float = 0.5):
+        if not (tau_start > 0 and tau_end > 0 and 0 < explore_fraction <= 1 and noise >= 0 and multiplier_lr > 0):
+            raise ModelError("RouterTraining needs tau_start, tau_end, multiplier_lr > 0, noise >= 0 and "
+                             "explore_fraction in (0, 1].")
+        spec = router.spec
+        if not spec.s_min <= target_budget <= spec.s_max:
+            raise ModelError(f"The target budget must lie in [s_min, s_max] = [{spec.s_min}, {spec.s_max}]. "
+                             f"Got {target_budget}.")
         self.router, self.learning_rate = router, learning_rate
-        self.budget_weight, self.entropy_weight = budget_weight, entropy_weight
+        self.target_budget, self.multiplier_lr, self.entropy_weight = target_budget, multiplier_lr, entropy_weight
         self.tau_start, self.tau_end, self.noise, self.explore_fraction = tau_start, tau_end, noise, explore_fraction
+        self.multiplier, self.quadratic = 0.0, quadratic
+        self.epochs: list[BudgetStats] = []
+        self._epoch_s: list[torch.Tensor] = []
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.router.parameters()
@@ -295,4 +410,17 @@ class RouterTraining:
         return self.router
 
     def penalty(self) -> torch.Tensor:
-        return self.router.penalty(self.budget_weight, self.entropy_weight)
+        s, r = self.router.pop_terms()
+        entropy = -(r * torch.log(r.clamp_min(1e-12))).sum(-1)
+        gap = s.mean() - self.target_budget
+        loss = (self.multiplier + 0.5 * self.quadratic * gap) * gap + self.entropy_weight * entropy.mean()
+        self.multiplier = self.multiplier + self.multiplier_lr * float(gap.detach())
+        self._epoch_s.append(s.detach().flatten())
+        return loss
+
+    def end_epoch(self) -> BudgetStats:
+        """Statistics of the budgets drawn since the last call (an epoch's), kept in ``epochs``."""
+        stats = BudgetStats.of(torch.cat(self._epoch_s), self.router.spec, self.multiplier)
+        self._epoch_s.clear()
+        self.epochs.append(stats)
+        return stats

@@ -27,21 +27,23 @@ def _routed(per_layer: bool = True, seed: int = 0, **settings) -> tuple[TextClas
     torch.manual_seed(seed)
     router = HeadRouter(RouterSpec.for_model(clf.model.shape, per_layer=per_layer, **settings))
     for p in router.parameters():  # spread the scores so that examples choose different heads and budgets
-        torch.nn.init.normal_(p, std=2.0)
+        torch.nn.init.normal_(p, std=0.5)
     router.eval()
     clf.router = router
     ids, mask = clf.encode(list(context.search.texts[:24]))  # rows of different lengths: padding inside the batch
     return clf, ids, mask
 
 
+@pytest.mark.parametrize("signal", ["tokens", "mean"])
 @pytest.mark.parametrize("per_layer", [True, False])
-def test_runtime_equals_masked_forward(per_layer: bool) -> None:
-    clf, ids, mask = _routed(per_layer)
+def test_runtime_equals_masked_forward(per_layer: bool, signal: str) -> None:
+    clf, ids, mask = _routed(per_layer, signal=signal)
     with torch.inference_mode(), clf.router.tracing() as trace:
         runtime = clf.runtime(ids, mask)
         masked = clf.model(ids, mask, gates=clf.router)
     kept = trace.kept()
-    assert len({tuple(row) for row in kept[: len(ids), 0].int().tolist()}) > 1  # the batch really was split into groups
+    groups = [len({tuple(row) for row in kept[: len(ids), i].int().tolist()}) for i in range(kept.shape[1])]
+    assert max(groups) > 1, groups  # the batch really was split into groups
     assert kept[: len(ids)].sum(-1).unique().numel() > 1  # and budgets differ between inputs
     torch.testing.assert_close(runtime, masked, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(runtime, clf.model(ids, mask), atol=1e-3)  # routing changed the result
@@ -76,16 +78,69 @@ def test_cached_heads_follow_weight_updates() -> None:
     assert not torch.allclose(before, after)
 
 
-def test_straight_through_gradients_reach_controller_and_scorer() -> None:
-    clf, ids, mask = _routed()
+@pytest.mark.parametrize("per_layer", [True, False])
+def test_straight_through_gradients_reach_controller_and_scorer(per_layer: bool) -> None:
+    clf, ids, mask = _routed(per_layer)
     router = clf.router
-    training = RouterTraining(router, budget_weight=0.1, entropy_weight=0.01)
+    training = RouterTraining(router, entropy_weight=0.01)
     gates = training.draw(0.0)
     loss = clf.model(ids, mask, gates=gates).logsumexp(-1).mean() + training.penalty()
     loss.backward()
-    for i, (controller, scorer) in enumerate(zip(router.controllers, router.scorers, strict=True)):
-        assert controller[0].weight.grad is not None and controller[0].weight.grad.abs().sum() > 0, i
-        assert scorer.weight.grad is not None and scorer.weight.grad.abs().sum() > 0, i
+    w = router.spec.width
+    for i, (projection, out) in enumerate(zip(router.projections, router.budget_outputs, strict=True)):
+        grad = projection.weight.grad
+        assert grad is not None and grad[:w].abs().sum() > 0 and grad[w:].abs().sum() > 0, i  # controller, scorer
+        assert out.weight.grad is not None and out.weight.grad.abs().sum() > 0, i
+    assert len(router.projections) == (3 if per_layer else 1)
+
+
+def _batch_s(router: HeadRouter, value: float) -> None:
+    """Make the router's next training terms a batch whose every budget is ``value``."""
+    router._terms.append((torch.full((8,), value), torch.full((8, 4), 0.25)))
+
+
+def test_multiplier_holds_the_mean_budget_at_the_target() -> None:
+    router = HeadRouter(RouterSpec(hidden_size=8, num_layers=1, num_heads=4))
+    training = RouterTraining(router, target_budget=0.4, multiplier_lr=0.1, quadratic=0.0, entropy_weight=0.0)
+    _batch_s(router, 0.6)
+    assert float(training.penalty()) == pytest.approx(0.0)  # the multiplier starts at 0
+    assert training.multiplier == pytest.approx(0.02)  # raised while the mean is above the target
+    _batch_s(router, 0.6)
+    assert float(training.penalty()) == pytest.approx(0.02 * 0.2)
+    for _ in range(3):
+        _batch_s(router, 0.2)
+        training.penalty()
+    assert training.multiplier == pytest.approx(0.04 - 0.06)  # and lowered, below 0, while it is under
+    quadratic = RouterTraining(router, target_budget=0.4, quadratic=5.0, entropy_weight=0.0)
+    _batch_s(router, 0.6)
+    assert float(quadratic.penalty()) == pytest.approx(0.5 * 5.0 * 0.2 ** 2)
+
+
+def test_epoch_statistics_flag_a_collapsed_budget() -> None:
+    router = HeadRouter(RouterSpec(hidden_size=8, num_layers=1, num_heads=4, s_min=0.1, s_max=0.9))
+    training = RouterTraining(router, target_budget=0.5)
+    for value in (0.1, 0.1, 0.1005):
+        _batch_s(router, value)
+        training.penalty()
+    stats = training.end_epoch()
+    assert stats.at_min == 1.0 and stats.at_max == 0.0 and stats.collapse() == "collapsed to s_min"
+    _batch_s(router, 0.9)
+    _batch_s(router, 0.3)
+    training.penalty()
+    stats = training.end_epoch()
+    assert stats.at_max == 0.5 and stats.collapse() is None and stats.std > 0
+    assert training.epochs[0].collapse() and len(training.epochs) == 2
+
+
+def test_python_count_matches_the_tensor_count() -> None:
+    """``choose`` counts heads in Python, the masked forward in torch: the same answer at every budget,
+    including budgets whose ``s * H`` falls on or next to a whole number."""
+    for rounding in ("ceil", "floor"):
+        router = HeadRouter(RouterSpec(hidden_size=8, num_layers=1, num_heads=12, s_min=0.05, s_max=1.0,
+                                       rounding=rounding))
+        s = torch.cat([torch.linspace(0.05, 1.0, 2001), torch.arange(1, 13) / 12,
+                       torch.arange(1, 13) / 12 + 1e-7, torch.arange(1, 13) / 12 - 1e-7]).float()
+        assert router.count(s).tolist() == [router._count(v) for v in s.tolist()]
 
 
 def test_schedule_anneals_then_holds() -> None:
@@ -100,7 +155,7 @@ def test_schedule_anneals_then_holds() -> None:
 def test_penalty_needs_a_training_pass() -> None:
     router = HeadRouter(RouterSpec(hidden_size=8, num_layers=1, num_heads=4))
     with pytest.raises(ModelError, match="training mode"):
-        router.penalty(0.1, 0.01)
+        RouterTraining(router).penalty()
 
 
 def test_bad_router_settings_are_refused() -> None:
@@ -108,6 +163,10 @@ def test_bad_router_settings_are_refused() -> None:
         RouterSpec(hidden_size=8, num_layers=1, num_heads=4, s_min=0.9, s_max=0.5)
     with pytest.raises(ModelError, match="rounding"):
         RouterSpec(hidden_size=8, num_layers=1, num_heads=4, rounding="nearest")
+    with pytest.raises(ModelError, match="signal"):
+        RouterSpec(hidden_size=8, num_layers=1, num_heads=4, signal="max")
+    with pytest.raises(ModelError, match="target budget must lie"):
+        RouterTraining(HeadRouter(RouterSpec(hidden_size=8, num_layers=1, num_heads=4)), target_budget=0.95)
     clf, ids, mask = _routed()
     with pytest.raises(ModelError, match="takes no gates"):
         clf.runtime(ids, mask, gates=torch.ones(3, 4))

@@ -1,25 +1,28 @@
 """BudgetFormer: learned per-input head budgets (Faye, Mbaye, Azzag, Lebbah 2026; ALGORITHMS.md section 4).
 
 A trial trains a router (``headsearch.routing``: budget controller(s) ``s`` and relevance scorers, top
-``ceil(s * H)`` heads per layer and input) together with the model, with task cross-entropy, the
-budget penalty ``budget_weight * mean(s)``, the entropy regulariser on the relevance distribution and
-the exploration->exploitation schedule (logit noise and temperature annealed). The Candidate holds the
-routed model: the evaluator runs it through the runtime that computes only the chosen heads, and the
-export folder holds the model with its router.
+``ceil(s * H)`` heads per layer and input) together with the model, with task cross-entropy, a target
+mean budget enforced by a Lagrange multiplier, the entropy regulariser on the relevance distribution
+and the exploration->exploitation schedule (logit noise and temperature annealed). The Candidate holds
+the routed model: the evaluator runs it through the runtime that computes only the chosen heads, and
+the export folder holds the model with its router. After every epoch the budgets are checked for a
+collapse to ``s_min`` or ``s_max``; the trial's info records it and a warning says so.
 
 Departures from the paper, all because it leaves them open or its setup differs: training starts
 from the study's dense checkpoint (the paper trains a small encoder from scratch; ``warm_start: false``
 does that); gradients reach ``s`` and the scorers through a straight-through soft rank mask; ``s`` is
 bounded to ``[s_min, s_max]`` by construction, so the paper's hinge on those bounds is replaced by the
-linear budget penalty; the global controller reads the embeddings (layer 0's input) once.
+constraint mean ``s`` <= ``target_budget``; the controller sees every token (``signal: tokens``;
+``mean`` pools first, as the paper); ``per_layer: false`` routes once per input, from the embeddings.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -57,12 +60,14 @@ class BudgetFormerStrategy(Strategy):
         routing = route(clf, context.search)
         s = routing.s.mean(1)  # per example, mean over layers
         heads = routing.kept.sum((1, 2)).float()
+        trained = clf.meta["budgetformer"]
         info = {
             "s_mean": float(s.mean()), "s_p10": float(s.quantile(0.1)), "s_p50": float(s.median()),
             "s_p90": float(s.quantile(0.9)), "heads_mean": float(heads.mean()),
-            "spearman_s_length": _spearman(s, routing.lengths), "final_train_loss": clf.meta["budgetformer"]["epoch_losses"][-1],
+            "spearman_s_length": _spearman(s, routing.lengths), "final_train_loss": trained["epoch_losses"][-1],
+            "budget_epochs": trained["budget_epochs"], "collapse": trained["collapse"],
         }
-        description = (f"BudgetFormer ({'per-layer' if clf.router.spec.per_layer else 'global'} controller): "
+        description = (f"BudgetFormer ({'per-layer' if clf.router.spec.per_layer else 'global'} router): "
                        f"mean s {info['s_mean']:.3f}, {info['heads_mean']:.1f} heads per input on average")
         return Candidate(HeadConfig.dense(context.num_layers, context.num_heads), description, info, model=clf,
                          artifacts=routing_plots(routing, context.search.label_names))
@@ -73,7 +78,8 @@ def _setting(params: Mapping[str, Any], context: StudyContext) -> dict[str, Any]
         "per_layer": bool(params["per_layer"]), "s_min": float(params["s_min"]),
         "s_max": float(params["s_max"]), "rounding": str(params["rounding"]),
         "width": int(params["controller_width"]),
-        "budget_weight": float(params["budget_weight"]),
+        "signal": str(params["signal"]), "target_budget": float(params["target_budget"]),
+        "multiplier_lr": float(params["multiplier_lr"]), "quadratic": float(params["quadratic"]),
         "entropy_weight": float(params["entropy_weight"]),
         "tau_start": float(params["tau_start"]), "tau_end": float(params["tau_end"]),
         "explore_fraction": float(params["explore_fraction"]), "noise": float(params["noise"]),
@@ -89,18 +95,30 @@ def fit(context: StudyContext, setting: Mapping[str, Any]) -> TextClassifier:
     clf = start_model(context, setting["warm_start"])
     torch.manual_seed(context.seed)
     router = HeadRouter(RouterSpec.for_model(clf.model.shape, per_layer=setting["per_layer"], s_min=setting["s_min"],
-                                             s_max=setting["s_max"], width=setting["width"], rounding=setting["rounding"]))
-    schedule = RouterTraining(router, learning_rate=setting["router_lr"], budget_weight=setting["budget_weight"],
+                                             s_max=setting["s_max"], width=setting["width"], rounding=setting["rounding"],
+                                             signal=setting["signal"]), initial_budget=setting["target_budget"])
+    schedule = RouterTraining(router, learning_rate=setting["router_lr"], target_budget=setting["target_budget"],
+                              multiplier_lr=setting["multiplier_lr"], quadratic=setting["quadratic"],
                               entropy_weight=setting["entropy_weight"], tau_start=setting["tau_start"],
                               tau_end=setting["tau_end"], noise=setting["noise"],
                               explore_fraction=setting["explore_fraction"])
+
+    def end_epoch(epoch: int) -> None:
+        stats = schedule.end_epoch()
+        if stats.collapse() is not None:
+            warnings.warn(f"budgetformer: after epoch {epoch} the budgets {stats.collapse()} ({stats.at_min:.0%} at "
+                          f"s_min, {stats.at_max:.0%} at s_max): they no longer follow the input. Try another "
+                          f"target_budget or fewer epochs.", stacklevel=2)
+        _report(context, epoch, clf, router)
+
     losses = train(clf, training_rows(context, setting["train_rows"]),
                    TrainConfig(epochs=setting["epochs"], learning_rate=setting["learning_rate"], seed=context.seed),
-                   gates=schedule, progress=True,
-                   on_epoch=lambda epoch: _report(context, epoch, clf, router))
+                   gates=schedule, progress=True, on_epoch=end_epoch)
     router.eval()
     clf.router = router
-    clf.meta["budgetformer"] = {"setting": dict(setting), "epoch_losses": losses}
+    clf.meta["budgetformer"] = {"setting": dict(setting), "epoch_losses": losses,
+                                "budget_epochs": [asdict(e) for e in schedule.epochs],
+                                "collapse": schedule.epochs[-1].collapse()}
     return clf
 
 
@@ -118,7 +136,8 @@ def _report(context: StudyContext, epoch: int, clf: TextClassifier, router: Head
             router.train(training)
         shape = clf.model.shape
         dense = count_flops(shape, HeadConfig.dense(shape.num_layers, shape.num_heads), context.seq_len).total
-        return acc, (mean_flops(shape, trace.kept().sum(-1).tolist(), context.seq_len) + router_flops(router.spec)) / dense
+        routed = mean_flops(shape, trace.kept().sum(-1).tolist(), context.seq_len)
+        return acc, (routed + router_flops(router.spec, context.seq_len)) / dense
 
     context.report_progress(epoch, lambda: measured()[0], lambda: measured()[1])
 
