@@ -25,15 +25,6 @@ def test_learned_budget_rises_with_the_number_of_lookups(lookup_run: DifficultyR
     assert lookup_run.accuracy > lookup_run.dense_accuracy - 0.05, lookup_run  # measured: -3.0 to +5.6 points
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap (issue 18): on agreement_task the learned budget does not follow "
-                                       "the number of slots (Spearman -0.12..0.08 on seeds 0-2)")
-def test_learned_budget_rises_with_the_number_of_slots() -> None:
-    run = difficulty_run("agreement", 1)
-    print(run)
-    assert run.spearman > 0.5 and run.rises, run
-
-
 @pytest.mark.parametrize("per_layer", [True, False])
 def test_candidate_reports_the_budget_distribution(per_layer: bool) -> None:
     context = tiny_context(0, trained=True)

@@ -10,8 +10,8 @@ heads do. One relation: a pruned model keeps it with few heads, so accuracy bare
 one of six modifier words, each shifting the class by its own amount. Six relations to carry, spread
 over heads: accuracy falls gradually as heads go, and falls faster when the wrong heads go.
 
-``lookup_task`` and ``agreement_task``: difficulty tasks whose need per input is known (1..4 relations,
-each about one head of dimension 1), for checking that a per-input budget follows the need.
+``lookup_task``: a difficulty task whose need per input is known (1..4 lookups, each about one head
+of dimension 1), for checking that a per-input budget follows the need.
 """
 
 from __future__ import annotations
@@ -125,37 +125,3 @@ def lookup_task(num_examples: int, *, num_lookups: int = 4, length: int = 16, se
 def count_lookups(text: str) -> int:
     """Number of active lookups in a ``lookup_task`` sentence (its key words)."""
     return sum(1 for w in text.split() if w[0] == "k" and w[1:].isdigit())
-
-
-
-def agreement_task(num_examples: int, *, num_slots: int = 4, length: int = 16, seed: int = 0) -> TextDataset:
-    """Inputs that need a known number of heads: 1..``num_slots`` pairs of words that must agree.
-
-    Slot ``j`` is active when its two words ``a{j}{x}`` and ``b{j}{y}`` (``x, y`` in 0/1) are in the
-    sentence; label ``bad`` when some active slot disagrees (``x != y``: exactly one slot, in half the
-    sentences), else ``ok``. Unlike ``lookup_task`` (a fixed key word and a varying answer) both words
-    of a pair vary, so each pair is a comparison made across tokens; with head dimension 1 a head
-    serves about one pairing, so an input with ``n`` active slots needs about ``n`` heads.
-    ``count_slots`` reads ``n`` from a text."""
-    if num_slots < 1 or length < 2 * num_slots:
-        raise ValueError(f"agreement_task needs num_slots >= 1 and length >= 2 * num_slots. Got {num_slots}, {length}.")
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for _ in range(num_examples):
-        active = rng.sample(range(num_slots), rng.randint(1, num_slots))
-        bad = rng.random() < 0.5
-        wrong = rng.choice(active) if bad else None
-        words = [rng.choice(_FILLER[:30]) for _ in range(length)]
-        free = rng.sample(range(length), 2 * len(active))
-        for j in active:
-            x = rng.randrange(2)
-            words[free.pop()] = f"a{j}{x}"
-            words[free.pop()] = f"b{j}{1 - x if j == wrong else x}"
-        texts.append(" ".join(words))
-        labels.append(1 if bad else 0)
-    return TextDataset(tuple(texts), tuple(labels), ("ok", "bad"), f"agreement(seed={seed})")
-
-
-def count_slots(text: str) -> int:
-    """Number of active slots in an ``agreement_task`` sentence (its ``a`` words)."""
-    return sum(1 for w in text.split() if len(w) >= 3 and w[0] == "a" and w[1:].isdigit())
