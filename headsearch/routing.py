@@ -101,9 +101,14 @@ class RoutingTrace:
         return torch.stack([torch.cat(calls) for calls in self.keep], dim=1)
 
 
-def _pool(weights: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Weighted sum over tokens: ``weights [batch, seq]`` (rows summing to 1), ``t [batch, seq, k]`` -> ``[batch, k]``."""
-    return torch.bmm(weights[:, None, :], t).squeeze(1)
+class _Batch:
+    """What a router decided for the batch being run: ``s``, every layer's logits (routed once), and
+    each layer's chosen heads (inference)."""
+
+    def __init__(self) -> None:
+        self.s: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
+        self.heads: list[list[tuple[int, ...]]] = []
 
 
 class HeadRouter(nn.Module):
@@ -133,27 +138,27 @@ class HeadRouter(nn.Module):
         self.forced_budget: float | None = None
         self.trace: RoutingTrace | None = None
         self._terms: list[tuple[torch.Tensor, torch.Tensor]] = []  # (s, r) of the batch being trained
-        self._routed: tuple[torch.Tensor, torch.Tensor] | None = None  # routed once: (s, logits [batch, layers, heads])
-        self._chosen: list[list[tuple[int, ...]]] = []  # the batch's choices: one layer's, or every layer's
-        self._budget = torch.empty(0)  # the batch's s, for the trace
+        self._batch = _Batch()  # the batch being routed (a plain object: nn.Module's __setattr__ is slow at batch 1)
 
     def _route(self, index: int, x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``s [batch]`` and the logits of projection ``index`` (with exploration noise in training).
 
         The ``tokens`` signal runs the controller's first layer on every token and pools its activations
         (it can count the tokens that call for heads); ``mean`` pools the input first (the paper's
-        reading). Logits always come from the pooled input (a linear map commutes with the pooling)."""
+        reading). Logits always come from the pooled input (a linear map commutes with the pooling).
+        Functional calls, not module calls: at batch 1 each Python-level call is a visible cost."""
         spec, w = self.spec, self.spec.width
+        projection, out = self.projections[index], self.budget_outputs[index]
         weights = attention_mask.to(x.dtype)
-        weights = (weights / weights.sum(1, keepdim=True).clamp(min=1.0))[:, None, :]
-        projection = self.projections[index]
+        weights = (weights / weights.sum(1, keepdim=True).clamp(min=1.0)).unsqueeze(1)
         if spec.signal == "tokens":
-            y = projection(x)
-            units, logits = torch.bmm(weights, F.gelu(y[..., :w])).squeeze(1), torch.bmm(weights, y[..., w:]).squeeze(1)
+            y = F.linear(x, projection.weight, projection.bias)
+            units, logits = torch.bmm(weights, F.gelu(y[..., :w])), torch.bmm(weights, y[..., w:])
         else:
-            y = projection(torch.bmm(weights, x).squeeze(1))
-            units, logits = F.gelu(y[:, :w]), y[:, w:]
-        s = spec.s_min + (spec.s_max - spec.s_min) * torch.sigmoid(self.budget_outputs[index](units).squeeze(-1))
+            y = F.linear(torch.bmm(weights, x), projection.weight, projection.bias)
+            units, logits = F.gelu(y[..., :w]), y[..., w:]
+        s = torch.sigmoid(F.linear(units, out.weight, out.bias).view(-1)).mul(spec.s_max - spec.s_min).add(spec.s_min)
+        logits = logits.squeeze(1)
         if self.forced_budget is not None:
             s = torch.full_like(s, self.forced_budget)
         if self.training and self.noise > 0:
@@ -164,11 +169,12 @@ class HeadRouter(nn.Module):
         """``s [batch]`` and head logits ``[batch, heads]`` at ``layer``."""
         if self.spec.per_layer:
             return self._route(layer, x, attention_mask)
+        batch = self._batch
         if layer == 0:
-            s, logits = self._route(0, x, attention_mask)
-            self._routed = s, logits.view(-1, self.spec.num_layers, self.spec.num_heads)
-        assert self._routed is not None, "a router routing once is called from layer 0 onwards"
-        return self._routed[0], self._routed[1][:, layer]
+            batch.s, logits = self._route(0, x, attention_mask)
+            batch.logits = logits.view(-1, self.spec.num_layers, self.spec.num_heads)
+        assert batch.logits is not None, "a router routing once is called from layer 0 onwards"
+        return batch.s, batch.logits[:, layer]
 
     def count(self, s: torch.Tensor) -> torch.Tensor:
         """Heads to run per example: ``ceil(s * H)`` (or floor), within ``1..H`` (in float64, as ``_count``)."""
@@ -208,26 +214,25 @@ class HeadRouter(nn.Module):
         """Inference: each row's chosen heads, ascending (the same heads ``forward``'s mask keeps).
         Counts and ranking are done in Python on one list (per layer, or per forward pass when routed
         once): at batch 1 a handful of tensor operations would cost more than the arithmetic."""
-        spec = self.spec
+        spec, batch = self.spec, self._batch
         if spec.per_layer or layer == 0:
             s, logits = self._scores(layer, x, attention_mask)
             if not spec.per_layer:
-                logits = self._routed[1]
+                logits = batch.logits
             H, layers = spec.num_heads, 1 if spec.per_layer else spec.num_layers
-            self._chosen = [[] for _ in range(layers)]
-            self._budget = s
+            batch.s, batch.heads = s, [[] for _ in range(layers)]
             for row in torch.cat([s[:, None], logits.reshape(len(s), -1)], dim=1).tolist():
                 k = self._count(row[0])
                 for i in range(layers):
                     scores = row[1 + i * H:1 + (i + 1) * H]
                     order = sorted(range(H), key=lambda h, scores=scores: -scores[h])  # stable: ties to the lower index
-                    self._chosen[i].append(tuple(sorted(order[:k])))
-        heads = self._chosen[0 if spec.per_layer else layer]
+                    batch.heads[i].append(tuple(sorted(order[:k])))
+        heads = batch.heads[0 if spec.per_layer else layer]
         if self.trace is not None:
             keep = torch.zeros(len(heads), spec.num_heads, dtype=torch.bool)
             for row, chosen in enumerate(heads):
                 keep[row, list(chosen)] = True
-            self.trace.add(layer, self._budget, keep)
+            self.trace.add(layer, batch.s, keep)
         return heads
 
     def pop_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -370,14 +375,16 @@ class RouterTraining:
     schedule: over the first ``explore_fraction`` of training the temperature falls geometrically from
     ``tau_start`` to ``tau_end`` and the logit noise linearly from ``noise`` to 0; both then stay put.
 
-    Compute pressure is a constraint, not a fixed weight: mean ``s`` over the batch <= ``target_budget``,
-    enforced with a Lagrange multiplier ``lambda >= 0`` raised by dual ascent while the batch's mean is
-    above the target (``lambda += multiplier_lr * (mean s - target)``, floored at 0). The penalty is
-    ``lambda * (mean s - target) + entropy_weight * mean entropy(r)``. The multiplier charges every
-    input the same price per unit of ``s``, so the task loss decides which inputs get the budget;
-    a fixed weight instead either collapses every input to ``s_min`` or exerts no pressure, depending
-    on the task and seed. ``s`` is kept in ``[s_min, s_max]`` by construction, so the paper's hinge on
-    those bounds is never active and is left out; the entropy term makes relevance decisive."""
+    Compute pressure is a constraint, not a fixed weight: mean ``s`` over the batch = ``target_budget``,
+    held by a Lagrange multiplier ``lambda`` (dual ascent: ``lambda += multiplier_lr * (mean s - target)``
+    per batch, raised while the mean is above the target, lowered, below 0 if need be, while it is
+    under) and a quadratic term that damps its swings (augmented Lagrangian). The penalty is
+    ``(lambda + quadratic / 2 * gap) * gap + entropy_weight * mean entropy(r)``, ``gap = mean s - target``.
+    The multiplier charges every input the same price per unit of ``s``, so the task loss decides which
+    inputs get the budget; a fixed weight instead either collapsed every input to ``s_min`` or exerted
+    no pressure, depending on the task and seed (measured on ``lookup_task``). ``s`` is kept in
+    ``[s_min, s_max]`` by construction, so the paper's hinge on those bounds is never active and is left
+    out; the entropy term makes relevance decisive."""
 
     def __init__(self, router: HeadRouter, *, learning_rate: float = 1e-3, target_budget: float = 0.5,
                  multiplier_lr: float = 0.01, quadratic: float = 5.0, entropy_weight: float = 0.01, tau_start: float = 2.0,
