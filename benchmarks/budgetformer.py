@@ -7,8 +7,10 @@ through the runtime that computes only each input's heads: accuracy on dev and t
 heads, mean FLOPs per example at the study's sequence length, and latency at batch 1 and batch 32 on
 dev rows padded to that length, interleaved with the dense model in this process (single thread;
 speedup = ratio of medians). The static comparison keeps the
-same number of heads (the routed mean, rounded) by one-shot gradient importance, structurally pruned;
-the last row of each pair is routed latency over static latency (ratio of the two speedups).
+same number of heads (the routed mean, rounded) by one-shot gradient importance, structurally pruned,
+and by the budget-conditioned gates (``budgeted_gates``, one checkpoint for every budget, trained on
+the same rows for its default 3 epochs); the last row of each group is routed latency over the
+importance model's latency, the two timed interleaved in one measurement (median of ``--repeats``).
 
     python benchmarks/budgetformer.py studies/agnews_builtin.yaml --out runs/agnews_builtin
 """
@@ -23,6 +25,7 @@ from headsearch.cost import HardwareProfile
 from headsearch.models import accuracy
 from headsearch.objectives import Evaluator
 from headsearch.strategies._budget import keep_top, one_shot_importance
+from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
 
 
@@ -73,8 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| importance, same heads | - | {static.model.head_config.total_kept} | {accuracy(static, dev):.4f} | "
               f"{accuracy(static, test):.4f} | {1 - static_objectives[args.batches[0]].flops_ratio:.1%} | {speeds} | 0 |",
               flush=True)
-        ratios = ", ".join(f"b={b} {static_objectives[b].speedup / objectives[b].speedup:.3f}" for b in args.batches)
-        print(f"| routed / static latency: {ratios} | | | | | | " + "| " * len(args.batches) + "|", flush=True)
+        budget = round(first.heads_kept) / (L * H)
+        candidate = BudgetedGatesStrategy().propose({"budget": budget, "train_rows": args.train_rows}, context)
+        gated = candidate.model.prune(candidate.head_config)  # the checkpoint keeps every head; slice it
+        gated_objectives = {b: e.evaluate_classifier(gated) for b, e in evaluators.items()}
+        speeds = " | ".join(f"{o.speedup:.2f}x" for o in gated_objectives.values())
+        print(f"| budgeted_gates, same heads | - | {gated.model.head_config.total_kept} | {accuracy(gated, dev):.4f} | "
+              f"{accuracy(gated, test):.4f} | {1 - gated_objectives[args.batches[0]].flops_ratio:.1%} | {speeds} | - |",
+              flush=True)
+        # routed against the importance model directly: the two interleaved in one measurement per batch size
+        direct = {b: Evaluator(static, dev, HardwareProfile(threads=1, batch_size=b, seq_len=seq), repeats=args.repeats)
+                  .evaluate_classifier(routed).speedup for b in args.batches}
+        ratios = ", ".join(f"b={b} {1 / speedup:.3f}" for b, speedup in direct.items())
+        print(f"| routed / static latency, interleaved: {ratios} | | | | | | " + "| " * len(args.batches) + "|", flush=True)
     return 0
 
 
