@@ -25,9 +25,14 @@ def test_learned_budget_rises_with_the_number_of_lookups(lookup_run: DifficultyR
     assert lookup_run.accuracy > lookup_run.dense_accuracy - 0.05, lookup_run  # measured: -3.0 to +5.6 points
 
 
+@pytest.fixture(scope="module")
+def trained_context():
+    return tiny_context(0, trained=True)  # trained once for this module; each test trains its own router
+
+
 @pytest.mark.parametrize("per_layer", [True, False])
-def test_candidate_reports_the_budget_distribution(per_layer: bool) -> None:
-    context = tiny_context(0, trained=True)
+def test_candidate_reports_the_budget_distribution(per_layer: bool, trained_context) -> None:
+    context = trained_context
     candidate = BudgetFormerStrategy().propose({"per_layer": per_layer, "epochs": 1}, context)
     info = candidate.info
     assert 0.1 <= info["s_p10"] <= info["s_p50"] <= info["s_p90"] <= 0.9
@@ -36,3 +41,14 @@ def test_candidate_reports_the_budget_distribution(per_layer: bool) -> None:
     assert set(candidate.artifacts) == {"budget_s_hist.png", "budget_s_by_class.png", "budget_s_by_length.png",
                                         "heads_chosen.png"}
     assert all(png.startswith(b"\x89PNG") for png in candidate.artifacts.values())
+
+
+def test_a_collapsed_budget_is_reported_and_warned(trained_context) -> None:
+    """With s_min = s_max every budget sits at the bound: the epoch check must say so, in info and a warning."""
+    context = trained_context
+    params = {"s_min": 0.5, "s_max": 0.5, "target_budget": 0.5, "epochs": 1}
+    with pytest.warns(UserWarning, match="after epoch 1 the budgets collapsed to s_min"):
+        candidate = BudgetFormerStrategy().propose(params, context)
+    assert candidate.info["collapse"] == "collapsed to s_min"
+    (epoch,) = candidate.info["budget_epochs"]
+    assert epoch["at_min"] == 1.0 and epoch["mean"] == pytest.approx(0.5)
