@@ -12,7 +12,7 @@ Departures from the paper, all because it leaves them open or its setup differs:
 from the study's dense checkpoint (the paper trains a small encoder from scratch; ``warm_start: false``
 does that); gradients reach ``s`` and the scorers through a straight-through soft rank mask; ``s`` is
 bounded to ``[s_min, s_max]`` by construction, so the paper's hinge on those bounds is replaced by the
-constraint mean ``s`` <= ``target_budget``; the controller sees every token (``signal: tokens``;
+constraint mean ``s`` = ``target_budget``; the controller sees every token (``signal: tokens``;
 ``mean`` pools first, as the paper); ``per_layer: false`` routes once per input, from the embeddings.
 """
 
@@ -67,7 +67,7 @@ class BudgetFormerStrategy(Strategy):
             "spearman_s_length": _spearman(s, routing.lengths), "final_train_loss": trained["epoch_losses"][-1],
             "budget_epochs": trained["budget_epochs"], "collapse": trained["collapse"],
         }
-        description = (f"BudgetFormer ({'per-layer' if clf.router.spec.per_layer else 'global'} router): "
+        description = (f"BudgetFormer ({'per-layer' if clf.router.spec.per_layer else 'once-per-input'} router): "
                        f"mean s {info['s_mean']:.3f}, {info['heads_mean']:.1f} heads per input on average")
         return Candidate(HeadConfig.dense(context.num_layers, context.num_heads), description, info, model=clf,
                          artifacts=routing_plots(routing, context.search.label_names))
