@@ -25,7 +25,7 @@ from headsearch.data.synthetic import count_lookups, lookup_task, negation_task
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig, _init_weights, build_builtin
 from headsearch.models.classifier import HeadedClassifier
-from headsearch.models.training import TrainConfig, train
+from headsearch.models.training import TrainConfig, accuracy, train
 from headsearch.searchspace import load_space
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
@@ -93,15 +93,10 @@ def difficulty_run(task: str, seed: int, *, rows: int = 4000, epochs: int = 15, 
     need = torch.tensor([need_of(t) for t in held_out.texts])
     s, kept = routing.s.mean(1), routing.kept.sum((1, 2)).float()
     levels = sorted(set(need.tolist()))
-    labels = torch.tensor(held_out.labels)
-
-    def accuracy(model) -> float:
-        return float((model.logits(list(held_out.texts)).argmax(-1) == labels).float().mean())
-
     return DifficultyRun(task, seed, float(spearmanr(s.numpy(), need.numpy()).statistic),
                          tuple(round(float(s[need == n].mean()), 3) for n in levels),
                          tuple(round(float(kept[need == n].mean()), 2) for n in levels),
-                         accuracy(candidate.model), accuracy(dense), candidate.info["collapse"])
+                         accuracy(candidate.model, held_out), accuracy(dense, held_out), candidate.info["collapse"])
 
 
 @dataclass

@@ -10,6 +10,7 @@ import torch
 from headsearch.cost import HardwareProfile
 from headsearch.errors import ExportError, ModelError
 from headsearch.export import export, load
+from headsearch.models import accuracy
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator
 from headsearch.routing import HeadRouter, RoutedClassifier, RouterSpec, RouterTraining
@@ -57,6 +58,19 @@ def test_forced_budget_runtime_equals_masked_forward(budget: float) -> None:
         masked = clf.model(ids, mask, gates=clf.router)
     assert set(trace.kept()[: len(ids)].sum(-1).flatten().tolist()) == {round(budget * 4)}
     torch.testing.assert_close(runtime, masked, rtol=1e-5, atol=1e-5)
+
+
+def test_accuracy_of_a_routed_model_is_its_runtimes() -> None:
+    clf, _, _ = _routed()
+    data = _context().search
+    labels = torch.tensor(data.labels)
+    with clf.router.forcing(0.25):
+        routed = float((clf.logits(list(data.texts)).argmax(-1) == labels).float().mean())
+        assert accuracy(clf, data) == pytest.approx(routed)
+    unrouted = float((clf.model(*clf.encode(list(data.texts))).argmax(-1) == labels).float().mean())
+    assert routed != pytest.approx(unrouted)  # the check can tell the two apart
+    with pytest.raises(ModelError, match="takes no gates"):
+        accuracy(clf, data, gates=torch.ones(3, 4))
 
 
 def test_forced_budget_one_reproduces_dense_logits() -> None:

@@ -167,8 +167,11 @@ def trained_learning_rate(clf: TextClassifier, default: float = 5e-5) -> float:
 
 def accuracy(clf: TextClassifier, data: TextDataset, *, gates: torch.Tensor | None = None,
              batch_size: int = 64) -> float:
-    """Fraction of ``data`` classified correctly (optionally with ``[layers, heads]`` gates applied)."""
-    return EncodedSplit(clf, data, batch_size=batch_size).accuracy(clf.model, gates)
+    """Fraction of ``data`` classified correctly (optionally with ``[layers, heads]`` gates applied), by what
+    inference runs: for a routed model its runtime, each input with the heads its router chose."""
+    if gates is not None and clf.router is not None:
+        raise ModelError("A routed model chooses its own heads per input; it takes no gates.")
+    return EncodedSplit(clf, data, batch_size=batch_size).accuracy(clf.runtime, gates)
 
 
 def fingerprint(recipe: Mapping[str, Any], data: TextDataset, config: TrainConfig) -> str:
