@@ -299,16 +299,13 @@ class RoutedClassifier(nn.Module):
         x = model.embeddings(input_ids)
         bias = model.mask_bias(attention_mask, x.dtype)
         for i, layer in enumerate(model.layers):
-            chosen = router.choose(i, x, attention_mask)
-            if len(chosen) == 1:  # batch 1: no grouping
-                attended = self._module(i, layer.attention, chosen[0])(x, bias, None)
-            else:
-                attended = self._attend(i, layer.attention, x, bias, chosen)
-            x = layer.finish(x, attended)
+            x = layer.finish(x, self._attend(i, layer.attention, x, bias, router.choose(i, x, attention_mask)))
         return model.classify(x, attention_mask)
 
     def _attend(self, layer: int, attention: SelfAttention, x: torch.Tensor, bias: torch.Tensor,
                 chosen: list[tuple[int, ...]]) -> torch.Tensor:
+        if len(chosen) == 1:  # batch 1: no grouping
+            return self._module(layer, attention, chosen[0])(x, bias, None)
         groups: dict[tuple[int, ...], list[int]] = {}
         for row, heads in enumerate(chosen):
             groups.setdefault(heads, []).append(row)
