@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         speeds = " | ".join(f"{o.speedup:.2f}x" for o in objectives.values())
         heads = routing.kept.sum((1, 2)).float().mean()
         print(f"| BudgetFormer ({mode}, {args.signal}), target {target:g} | {routing.s.mean():.3f} | {heads:.1f} | "
-              f"{accuracy(routed, dev):.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
+              f"{first.accuracy:.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
               f"{seconds:.0f} |", flush=True)
         static = dense.prune(keep_top(importance, max(L, round(first.heads_kept))))
         static_objectives = {b: e.evaluate_classifier(static) for b, e in evaluators.items()}
