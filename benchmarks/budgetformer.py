@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         first = objectives[args.batches[0]]
         speeds = " | ".join(f"{o.speedup:.2f}x" for o in objectives.values())
         heads = routing.kept.sum((1, 2)).float().mean()
+        epochs = " ".join(f"{e['mean']:.3f}/{e['multiplier']:+.3f}" for e in candidate.info["budget_epochs"])
+        print(f"training batches' mean s / multiplier by epoch (train mode): {epochs}")
         print(f"| BudgetFormer ({mode}, {args.signal}), target {target:g} | {routing.s.mean():.3f} | {heads:.1f} | "
               f"{first.accuracy:.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
               f"{seconds:.0f} |", flush=True)

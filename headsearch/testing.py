@@ -21,7 +21,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from headsearch.data.synthetic import count_lookups, lookup_task, negation_task
+from headsearch.data.synthetic import count_lookups, lookup_task, negation_task, vote_task
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig, _init_weights, build_builtin
 from headsearch.models.classifier import HeadedClassifier
@@ -47,7 +47,7 @@ def tiny_context(seed: int = 0, *, layers: int = 3, heads: int = 4, trained: boo
     return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed, train=train_data)
 
 
-DIFFICULTY_TASKS = {"lookup": (lookup_task, count_lookups)}
+DIFFICULTY_TASKS = {"lookup": (lookup_task, count_lookups), "vote": (vote_task, count_lookups)}
 
 
 @dataclass(frozen=True)

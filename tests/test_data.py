@@ -2,7 +2,8 @@
 
 import pytest
 
-from headsearch.data import WordTokenizer, load_split, negation_task
+from headsearch.data import load_split, negation_task
+from headsearch.data.tokenizers import WordTokenizer
 from headsearch.errors import DataError
 
 
@@ -96,3 +97,27 @@ def test_modifier_task_labels_follow_cue_and_modifier():
         assert label == (int(cue[1]) + sum(shifts[m] for m in present)) % 4
     assert 150 < modified < 250  # about half the sentences carry a modifier
     assert load_split("modifiers", "dev").label_names == ("class0", "class1", "class2", "class3")
+
+
+def test_difficulty_tasks_label_by_their_rules():
+    """``lookup_task``: bad iff one active lookup answers n; ``vote_task``: bad iff most active lookups answer n,
+    every vote at the tie-break (floor(n/2) or floor(n/2)+1 n answers)."""
+    from headsearch.data.synthetic import count_lookups, lookup_task, vote_task
+
+    def noes(text: str) -> tuple[int, int]:
+        words = text.split()
+        active = [w[1:] for w in words if w[0] == "k" and w[1:].isdigit()]
+        return len(active), sum(f"n{j}" in words for j in active)
+
+    lookups, votes = lookup_task(300, seed=3), vote_task(300, seed=3)
+    for text, label in zip(lookups.texts, lookups.labels, strict=True):
+        active, n = noes(text)
+        assert count_lookups(text) == active and n == label  # exactly one n answer in bad sentences
+    seen = set()
+    for text, label in zip(votes.texts, votes.labels, strict=True):
+        active, n = noes(text)
+        assert n in (active // 2, active // 2 + 1) and label == int(2 * n > active)
+        seen.add((active, label))
+    assert seen == {(a, b) for a in range(1, 5) for b in (0, 1)}
+    with pytest.raises(ValueError, match="vote_task needs"):
+        vote_task(3, num_lookups=5, length=8)

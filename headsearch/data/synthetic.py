@@ -102,26 +102,49 @@ def lookup_task(num_examples: int, *, num_lookups: int = 4, length: int = 16, se
     head dimension 1 a head's score matrix has rank 1 and serves about one key-answer pairing, so an
     input with ``n`` active lookups needs about ``n`` heads. ``count_lookups`` reads ``n`` from a text.
     """
+    def answers(rng: random.Random, active: list[int]) -> tuple[set[int], int]:
+        bad = rng.random() < 0.5
+        return ({rng.choice(active)} if bad else set()), int(bad)
+
+    return _lookups("lookup_task", "lookups", answers, num_examples, num_lookups, length, seed)
+
+
+def vote_task(num_examples: int, *, num_lookups: int = 4, length: int = 16, seed: int = 0) -> TextDataset:
+    """``lookup_task``'s sentences with another rule: the active lookups vote, label ``bad`` when more
+    than half of them answer ``n{j}``. Every vote sits at the tie-break (``n`` active lookups hold
+    ``floor(n / 2)`` or ``floor(n / 2) + 1`` ``n`` answers), so one unread answer leaves the label open
+    and an input with ``n`` active lookups needs all ``n`` pairings read, where ``lookup_task``'s ``bad``
+    inputs are decided by finding the one ``n`` answer. ``count_lookups`` reads ``n``."""
+    def answers(rng: random.Random, active: list[int]) -> tuple[set[int], int]:
+        noes = len(active) // 2 + (rng.random() < 0.5)
+        return set(rng.sample(active, noes)), int(2 * noes > len(active))
+
+    return _lookups("vote_task", "votes", answers, num_examples, num_lookups, length, seed)
+
+
+def _lookups(task: str, name: str, answers, num_examples: int, num_lookups: int, length: int,
+             seed: int) -> TextDataset:
+    """Sentences of filler words with 1..``num_lookups`` active keys ``k{j}`` and one answer word per lookup;
+    ``answers(rng, active)`` picks which active lookups answer ``n`` and the label."""
     if num_lookups < 1 or length < 2 * num_lookups:
-        raise ValueError(f"lookup_task needs num_lookups >= 1 and length >= 2 * num_lookups. Got {num_lookups}, {length}.")
+        raise ValueError(f"{task} needs num_lookups >= 1 and length >= 2 * num_lookups. Got {num_lookups}, {length}.")
     rng = random.Random(seed)
     texts, labels = [], []
     for _ in range(num_examples):
         active = rng.sample(range(num_lookups), rng.randint(1, num_lookups))
-        bad = rng.random() < 0.5
-        wrong = rng.choice(active) if bad else None
+        noes, label = answers(rng, active)
         words = [rng.choice(_FILLER[:30]) for _ in range(length)]
         free = rng.sample(range(length), len(active) + num_lookups)
         for j in active:
             words[free.pop()] = f"k{j}"
         for j in range(num_lookups):
-            answer = ("n" if j == wrong else "y") if j in active else rng.choice("yn")
+            answer = ("n" if j in noes else "y") if j in active else rng.choice("yn")
             words[free.pop()] = f"{answer}{j}"
         texts.append(" ".join(words))
-        labels.append(1 if bad else 0)
-    return TextDataset(tuple(texts), tuple(labels), ("ok", "bad"), f"lookups(seed={seed})")
+        labels.append(label)
+    return TextDataset(tuple(texts), tuple(labels), ("ok", "bad"), f"{name}(seed={seed})")
 
 
 def count_lookups(text: str) -> int:
-    """Number of active lookups in a ``lookup_task`` sentence (its key words)."""
+    """Number of active lookups in a ``lookup_task`` or ``vote_task`` sentence (its key words)."""
     return sum(1 for w in text.split() if w[0] == "k" and w[1:].isdigit())
