@@ -23,8 +23,8 @@ import time
 import torch
 from _study import open_study, study_parser
 
+from headsearch.analysis.mask_eval import MaskEvaluator
 from headsearch.heads import HeadConfig
-from headsearch.mask_eval import MaskEvaluator
 from headsearch.models import accuracy
 from headsearch.strategies.astar import AStarSettings, astar_prune
 from headsearch.strategies.importance import removal_order

@@ -17,7 +17,7 @@ import time
 
 from _study import open_study, study_parser
 
-from headsearch.mask_eval import MaskEvaluator
+from headsearch.analysis.mask_eval import MaskEvaluator
 from headsearch.models import accuracy
 from headsearch.strategies.astar import AStarResult, AStarSettings, astar_prune
 

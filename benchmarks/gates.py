@@ -17,8 +17,8 @@ import time
 from _study import open_study, study_parser
 
 from headsearch.cost import HardwareProfile, measure_speedup
-from headsearch.gates import heads_for_budget
 from headsearch.models import accuracy
+from headsearch.models.gates import heads_for_budget
 from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy

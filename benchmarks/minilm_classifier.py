@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 import transformers
 
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.data import load_split
 from headsearch.data.tokenizers import TransformersTokenizer
-from headsearch.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
 from headsearch.models import TrainConfig, accuracy, minilm_path, train
 from headsearch.models.hf.families import family_for

@@ -24,6 +24,7 @@ import torch
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
 from headsearch.heads import HeadConfig
+from headsearch.models.gates import heads_for_budget, keep_first
 from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
@@ -50,7 +51,7 @@ def export(clf: TextClassifier, out: str | Path, *, head_config: HeadConfig | No
 
     ``evaluate``, when given, is called on the model *reloaded from the written weights* and its
     results join ``objectives`` in the model card: figures are those of the artefact itself.
-    ``head_order`` (a budget-conditioned checkpoint's keeping order, ``headsearch.gates``) makes a
+    ``head_order`` (a budget-conditioned checkpoint's keeping order, ``headsearch.models.gates``) makes a
     multi-budget export: the weights keep every head of ``clf`` and ``load(path, budget=b)`` slices
     the first ``max(layers, round(b * N))`` heads of the order at load time.
     """
@@ -118,8 +119,6 @@ def load(path: str | Path, *, budget: float | None = None) -> TextClassifier:
         raise ExportError(f"{path}: a routed export chooses each input's budget itself; load it without budget=.")
     if not (path / HEAD_ORDER_FILE).is_file():
         raise ExportError(f"{path}: not a multi-budget export (no {HEAD_ORDER_FILE}); load it without budget=.")
-    from headsearch.gates import heads_for_budget, keep_first
-
     order = [tuple(pair) for pair in json.loads((path / HEAD_ORDER_FILE).read_text())]
     shape = clf.model.shape
     try:

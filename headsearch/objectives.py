@@ -1,6 +1,6 @@
 """Objectives of a pruned model: accuracy, FLOPs, measured latency and speedup, parameters.
 
-Directions of every objective are declared here, once. Latency and speedup are measured on the
+Their names and directions are declared once, in ``headsearch.core``. Latency and speedup are measured on the
 structurally pruned model, never on a masked one (masking is not speed). A routed model (per-input
 budgets) is measured through its runtime, which computes only each input's chosen heads: FLOPs are the
 mean over the split's examples and latency is timed on the split's own rows (padded to the profile's
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from headsearch.core import Candidate
 from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
 from headsearch.cost.flops import mean_flops
 from headsearch.cost.latency_table import LatencyTable
@@ -20,17 +21,8 @@ from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
+from headsearch.models.routing import router_flops
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.routing import router_flops
-from headsearch.strategies.base import Candidate
-
-DIRECTIONS = {
-    "accuracy": "maximize",
-    "flops": "minimize",
-    "latency_ms": "minimize",
-    "speedup": "maximize",
-    "params": "minimize",
-}
 
 
 @dataclass(frozen=True)

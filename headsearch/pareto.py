@@ -18,8 +18,8 @@ import numpy as np
 from optuna._hypervolume import compute_hypervolume
 from optuna.study._multi_objective import _is_pareto_front
 
+from headsearch.analysis.knee import find_knee
 from headsearch.errors import HeadsearchError
-from headsearch.knee import find_knee
 
 
 @dataclass(frozen=True)

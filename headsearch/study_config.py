@@ -8,12 +8,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from headsearch.core import DIRECTIONS
 from headsearch.data.files import Columns
 from headsearch.data.sources import DATASETS, DataSource, Source, preset
-from headsearch.early_stopping import Rungs
 from headsearch.errors import HeadsearchError, yaml_problem
-from headsearch.objectives import DIRECTIONS
 from headsearch.resources import packaged, packaged_names
+from headsearch.search.early_stopping import Rungs
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,7 +123,7 @@ class HardwareConfig(BaseModel):
 
 
 class EarlyStoppingConfig(BaseModel):
-    """Early stopping of trials that train, in both drivers (``headsearch.early_stopping``)."""
+    """Early stopping of trials that train, in both drivers (``headsearch.search.early_stopping``)."""
 
     model_config = _STRICT
     rule: Literal["mo_asha", "asha", "none"] = Field(

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from headsearch.mask_eval import MaskEvaluator, MaskScore, ScoringCounts
+from headsearch.analysis.mask_eval import MaskEvaluator, MaskScore, ScoringCounts
 from headsearch.strategies.astar import AStarSettings, AStarStrategy, astar_prune
 from headsearch.testing import tiny_context
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from headsearch.analysis.head_clusters import kmedoids_sweep, mean_simplified_silhouette
+from headsearch.analysis.head_signatures import ClassStats, class_stats, separability_features
+from headsearch.analysis.knee import find_knee
 from headsearch.data.text import TextDataset
 from headsearch.errors import DataError, HeadsearchError, ModelError
-from headsearch.head_clusters import kmedoids_sweep, mean_simplified_silhouette
-from headsearch.head_signatures import ClassStats, class_stats, separability_features
-from headsearch.knee import find_knee
 from headsearch.strategies.cahp import CAHPSettings, CAHPStrategy, select
 from headsearch.testing import tiny_context
 

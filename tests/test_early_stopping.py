@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from headsearch.early_stopping import Rungs, crowding, fronts, promote, ranking
 from headsearch.heads import HeadConfig
 from headsearch.objectives import Objectives
+from headsearch.search.early_stopping import Rungs, crowding, fronts, promote, ranking
 from headsearch.search.optuna_driver import counted_trials, run_trials
 from headsearch.search.rungs import EARLY_STOP_ATTR, EPOCHS_ATTR
 from headsearch.search.trial import TrialRunner

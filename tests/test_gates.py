@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from headsearch.cost import HardwareProfile
-from headsearch.gates import BudgetGates, StaticGates, deployment_order, heads_for_budget, keep_first
+from headsearch.models.gates import BudgetGates, StaticGates, deployment_order, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, train
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy

@@ -7,9 +7,9 @@ import torch
 from torch.nn import functional as F
 
 from headsearch import HeadConfig, HeadConfigError
+from headsearch.analysis.mask_eval import MaskEvaluator, needed_correct
 from headsearch.data import negation_task
 from headsearch.errors import DataError
-from headsearch.mask_eval import MaskEvaluator, needed_correct
 from headsearch.testing import tiny_context
 
 

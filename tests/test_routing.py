@@ -11,9 +11,9 @@ from headsearch.cost import HardwareProfile
 from headsearch.errors import ExportError, ModelError
 from headsearch.export import export, load
 from headsearch.models import accuracy
+from headsearch.models.routing import HeadRouter, RoutedClassifier, RouterSpec, RouterTraining
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator
-from headsearch.routing import HeadRouter, RoutedClassifier, RouterSpec, RouterTraining
 from headsearch.testing import tiny_context
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from headsearch.head_scores import gradient_importance
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.strategies import available
 from headsearch.strategies._budget import heads_for_fraction, keep_top, split_heads
 from headsearch.testing import StrategyConformance, tiny_context

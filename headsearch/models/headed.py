@@ -22,7 +22,7 @@ from headsearch.errors import HeadConfigError
 from headsearch.heads import HeadConfig
 from headsearch.models.shape import ModelShape
 
-# Gates computed during the forward pass from each layer's input (per-input routing, headsearch.routing):
+# Gates computed during the forward pass from each layer's input (per-input routing, headsearch.models.routing):
 # called as gate_fn(layer_index, layer_input [batch, seq, hidden], attention_mask) -> gates [batch, heads].
 GateFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -52,7 +52,7 @@ class HeadedModel(nn.Module, metaclass=ABCMeta):
     """
 
     can_skip_attention: ClassVar[bool] = True  # a layer may keep zero heads
-    supports_prefix_reuse: ClassVar[bool] = False  # embeddings / run_layers / classify (headsearch.mask_eval)
+    supports_prefix_reuse: ClassVar[bool] = False  # embeddings / run_layers / classify (headsearch.analysis.mask_eval)
 
     @property
     @abstractmethod

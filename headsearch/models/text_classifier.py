@@ -5,7 +5,7 @@ The folder format is shared by training checkpoints, run folders and exports:
 and the tokenizer's files. headsearch's own encoder records its architecture in the JSON; a Hugging
 Face model adds its dense ``config.json`` and is rebuilt as its transformers class, then cut to the
 kept heads (``headsearch.models.hf.folder``). A routed model (per-input head budgets,
-``headsearch.routing``) adds its router's settings to the JSON and its weights as
+``headsearch.models.routing``) adds its router's settings to the JSON and its weights as
 ``router.safetensors``. Weights are read with safetensors only: nothing is unpickled.
 """
 
@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -27,9 +27,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.classifier import EncoderSpec, HeadedClassifier
 from headsearch.models.headed import HeadedModel
 from headsearch.models.hf.folder import WEIGHTS_FILE, load_model, save_model
-
-if TYPE_CHECKING:
-    from headsearch.routing import HeadRouter, RoutedClassifier
+from headsearch.models.routing import HeadRouter, RoutedClassifier, RouterSpec
 
 MODEL_FILE = "headsearch_model.json"
 ROUTER_WEIGHTS_FILE = "router.safetensors"
@@ -65,8 +63,6 @@ class TextClassifier:
         if self.router is None:
             return self.model
         if self._runtime is None or self._runtime.model is not self.model or self._runtime.router is not self.router:
-            from headsearch.routing import RoutedClassifier
-
             self._runtime = RoutedClassifier(self.model, self.router)
         return self._runtime
 
@@ -146,8 +142,6 @@ class TextClassifier:
             raise ModelError(f"{folder / MODEL_FILE}: malformed ({exc!r}).") from exc
         router = None
         if "router" in meta:
-            from headsearch.routing import HeadRouter, RouterSpec
-
             try:
                 router = HeadRouter(RouterSpec(**meta["router"]))
             except (HeadsearchError, TypeError) as exc:

@@ -52,7 +52,7 @@ class TrainConfig:
 
 
 class TrainableGates(Protocol):
-    """Head gates trained with the model (``headsearch.gates``, the BudgetFormer router): per batch, gates
+    """Head gates trained with the model (``headsearch.models.gates``, the BudgetFormer router): per batch, gates
     for the forward pass, then the cost penalty added to the batch's loss."""
 
     learning_rate: float

@@ -108,28 +108,3 @@ def draw_html(summary: RunSummary, path: Path, title: str) -> None:
     fig.update_yaxes(title_text="accuracy (search split)", row=1, col=1)
     fig.update_layout(title=title)
     fig.write_html(path, include_plotlyjs=True)
-
-
-def knee_png(x, y, smoothed, knee_index: int, *, xlabel: str, ylabel: str, title: str, note: str = "") -> bytes:
-    """A curve, its smoothing (Kneedle's polynomial fit) and the chosen knee, as PNG bytes."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
-    ax.plot(x, y, "o", markersize=3, color=COLOURS[0], label="measured")
-    ax.plot(x, smoothed, "-", color=COLOURS[1], label="fit")
-    ax.axvline(x[knee_index], color=COLOURS[3], linestyle="--", label=f"knee: {x[knee_index]:g}{note}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()

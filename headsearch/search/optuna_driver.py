@@ -11,7 +11,7 @@ A killed trial (its process interrupted, or found dead) is failed with the reaso
 study's user attributes (``killed:N``), and its parameters are enqueued to run again; it no longer
 counts towards ``n_trials``, so a study killed and resumed still ends with ``n_trials`` finished.
 
-Trials that train report after each epoch; at rungs the early-stopping rule (``headsearch.early_stopping``,
+Trials that train report after each epoch; at rungs the early-stopping rule (``headsearch.search.early_stopping``,
 multi-objective successive halving by default) compares them with the rung records every worker wrote in
 the storage (``headsearch.search.rungs``) and stops the outranked ones: PRUNED with ``stopped_early``.
 """
@@ -28,9 +28,9 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from headsearch._process import died_here, worker_name
-from headsearch.early_stopping import Rungs
+from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
-from headsearch.objectives import DIRECTIONS
+from headsearch.search.early_stopping import Rungs
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason

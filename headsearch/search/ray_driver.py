@@ -35,8 +35,8 @@ from ray.tune.search.optuna import OptunaSearch
 from tqdm.auto import tqdm
 
 from headsearch._process import worker_name
-from headsearch.early_stopping import Rungs
-from headsearch.objectives import DIRECTIONS
+from headsearch.core import DIRECTIONS
+from headsearch.search.early_stopping import Rungs
 from headsearch.search.optuna_driver import NO_STOPPING, SAMPLERS, check_hardware, counted_trials, fail_dead_trials
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
 from headsearch.search.storage import optuna_storage

@@ -2,7 +2,7 @@
 trials (``headsearch worker``s, Ray workers, a resumed run) compares against one set of rungs.
 
 A trial's report at a rung is its user attribute ``rung:STEP = [accuracy, cost]``; the rule that decides is
-``headsearch.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report) and counts
+``headsearch.search.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report) and counts
 towards ``n_trials``; ``epochs_reported`` counts the epochs a trial trained (one report each; a fit it took
 from the study's cache trained none).
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from headsearch.early_stopping import Rungs
 from headsearch.heads import HeadConfig
+from headsearch.search.early_stopping import Rungs
 
 RUNG_PREFIX = "rung:"
 EARLY_STOP_ATTR = "stopped_early"  # {"step", "rung", "accuracy", "cost"} of a trial stopped at a rung

@@ -33,7 +33,7 @@ class TrialRecord:
     error: str | None
     info: dict = field(default_factory=dict)  # the Candidate's own figures (search-subset accuracy, ...)
     artifacts: dict = field(default_factory=dict)  # the Candidate's files (name -> text or bytes)
-    pruned: bool = False  # stopped early at a rung (``headsearch.early_stopping``)
+    pruned: bool = False  # stopped early at a rung (``headsearch.search.early_stopping``)
     killed: bool = False  # its process was interrupted or died; the driver runs its parameters again
 
     @property

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from headsearch.head_scores import gradient_importance
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
 from headsearch.strategies.base import StudyContext
 

@@ -33,7 +33,7 @@ ALGORITHMS.md proposes, as a best-first search:
    then lowest loss). ``branching = 0`` keeps all feasible ones (needed for the optimality guarantee).
 6. A **closed set** of expanded states; every mask's score is **memoised**; candidate masks are scored
    in batches against their parent's activations, rows the parent is least sure of first, and a mask
-   stops being scored once it is certain to break the tolerance (``headsearch.mask_eval``): feasibility
+   stops being scored once it is certain to break the tolerance (``headsearch.analysis.mask_eval``): feasibility
    decisions and the scores of feasible masks are those of a full pass, so the search is unchanged.
 7. **Stop** when the best waiting ``f`` cannot beat the best state found (``optimal``, weight 1 only: exact
    under an admissible ``h``), the frontier is empty, the next expansion would exceed the evaluation budget
@@ -55,8 +55,8 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
+from headsearch.analysis.mask_eval import MaskEvaluator, MaskScore
 from headsearch.heads import HeadConfig
-from headsearch.mask_eval import MaskEvaluator, MaskScore
 from headsearch.models.training import accuracy
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 

@@ -17,11 +17,14 @@ from typing import Any, ClassVar
 
 import torch
 
+from headsearch.core import Candidate
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import HeadedModel
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.searchspace import load_space
+
+__all__ = ["Candidate", "Strategy", "StudyContext"]  # Candidate lives in headsearch.core; strategies meet it here
 
 
 @dataclass
@@ -40,7 +43,7 @@ class StudyContext:
     seed: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
     train: TextDataset | None = None
-    # set by a driver that stops weak trials early (``headsearch.early_stopping``): sees each report
+    # set by a driver that stops weak trials early (``headsearch.search.early_stopping``): sees each report
     progress_hook: Callable[[int, Callable[[], float], Callable[[], HeadConfig | float]], None] | None = field(
         default=None, repr=False)
 
@@ -84,23 +87,6 @@ class StudyContext:
     @property
     def num_heads(self) -> int:
         return self.dense.model.num_heads
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A proposal: the heads to keep and what produced them (shown in reports and MLflow).
-
-    ``model``: the classifier when the strategy changed weights (recovery, gate training), holding
-    ``head_config``'s heads or more (a checkpoint that serves several budgets); it is sliced to
-    ``head_config``, evaluated and exported. Without it the dense model is pruned to ``head_config``.
-    ``artifacts``: files for the trial's record (name -> text or bytes), e.g. a strategy's own plots.
-    """
-
-    head_config: HeadConfig
-    description: str = ""
-    info: Mapping[str, Any] = field(default_factory=dict)
-    model: TextClassifier | None = field(default=None, compare=False, repr=False)
-    artifacts: Mapping[str, str | bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @functools.cache

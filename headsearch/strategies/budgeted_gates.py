@@ -1,5 +1,5 @@
 """Budget-conditioned gates: one checkpoint whose gates are a monotone function of the requested
-budget, sliced at any budget without retraining (ALGORITHMS.md section 5; gates in ``headsearch.gates``).
+budget, sliced at any budget without retraining (ALGORITHMS.md section 5; gates in ``headsearch.models.gates``).
 
 The checkpoint is trained once per study and training setting (cached): model weights and gates
 together from the dense checkpoint (``warm_start: false``: from a fresh initialisation), one budget
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.gates import BudgetGates, heads_for_budget, keep_first
+from headsearch.models.gates import BudgetGates, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, accuracy, recover, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext

@@ -1,6 +1,6 @@
 """BudgetFormer: learned per-input head budgets (Faye, Mbaye, Azzag, Lebbah 2026; ALGORITHMS.md section 4).
 
-A trial trains a router (``headsearch.routing``: budget controller(s) ``s`` and relevance scorers, top
+A trial trains a router (``headsearch.models.routing``: budget controller(s) ``s`` and relevance scorers, top
 ``ceil(s * H)`` heads per layer and input) together with the model, with task cross-entropy, a target
 mean budget enforced by a Lagrange multiplier, the entropy regulariser on the relevance distribution
 and the exploration->exploitation schedule (logit noise and temperature annealed). The Candidate holds
@@ -35,9 +35,9 @@ from headsearch.heads import HeadConfig
 from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
+from headsearch.models.routing import HeadRouter, RouterSpec, RouterTraining, router_flops
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
-from headsearch.routing import HeadRouter, RouterSpec, RouterTraining, router_flops
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 

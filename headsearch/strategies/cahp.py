@@ -3,11 +3,11 @@ clusters is chosen by a knee (Livertovsky, Somin, Singer 2026; ALGORITHMS.md sec
 
 Steps, as in the authors' code (``yanivlivert/cahp``), with the pieces in core modules:
 
-1. Per-head signatures and Jeffries-Matusita features (``headsearch.head_signatures``).
+1. Per-head signatures and Jeffries-Matusita features (``headsearch.analysis.head_signatures``).
 2. A head graph (networkx) and a 2-D embedding: t-SNE (the authors'), PCA or spectral on the graph
-   (``headsearch.head_clusters``).
+   (``headsearch.analysis.head_clusters``).
 3. k-medoids (FasterPAM) for k = 2 .. N-1 and the mean simplified silhouette curve MSS(k).
-4. The knee of MSS(k) by Kneedle with polynomial smoothing (``headsearch.knee``), falling back to the
+4. The knee of MSS(k) by Kneedle with polynomial smoothing (``headsearch.analysis.knee``), falling back to the
    curve's largest distance above its chord when Kneedle finds none. ``curve: accuracy`` is the
    abstract's variant: for every k, the configuration step 5 gives is scored on ``eval_rows`` rows of
    the search split (gated dense model, no recovery), and the knee of accuracy against heads kept
@@ -38,15 +38,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from headsearch.analysis.head_clusters import EMBEDDINGS, Clustering, embed, kmedoids_sweep
+from headsearch.analysis.head_signatures import DISTANCES, class_stats, separability_features
+from headsearch.analysis.knee import Knee, find_knee, knee_png
+from headsearch.analysis.mask_eval import MaskEvaluator
 from headsearch.errors import HeadsearchError
-from headsearch.head_clusters import EMBEDDINGS, Clustering, embed, kmedoids_sweep
-from headsearch.head_signatures import DISTANCES, class_stats, separability_features
 from headsearch.heads import HeadConfig
-from headsearch.knee import Knee, find_knee
-from headsearch.mask_eval import MaskEvaluator
 from headsearch.models.headed import HeadedModel
 from headsearch.models.training import TrainConfig, accuracy, recover
-from headsearch.report.plots import knee_png
 from headsearch.strategies._budget import one_shot_importance
 from headsearch.strategies._training import training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext

@@ -1,6 +1,6 @@
 """Baseline: Michel et al. 2019 gradient head importance, one-shot or with iterative re-scoring.
 
-Scores come from ``headsearch.head_scores.gradient_importance`` on the study's *scoring* split (a
+Scores come from ``headsearch.analysis.head_scores.gradient_importance`` on the study's *scoring* split (a
 train sample), never on the search split the candidates are evaluated on. One-shot: keep the
 highest-scored heads. Iterative (the paper's Fig. 4 procedure): remove ``step`` of all heads with the
 lowest scores, re-score with those heads masked, repeat; the removal order is computed once per study
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from headsearch.head_scores import gradient_importance
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.heads import HeadConfig
 from headsearch.strategies._budget import heads_for_fraction, keep_top, one_shot_importance
 from headsearch.strategies.base import Candidate, Strategy, StudyContext

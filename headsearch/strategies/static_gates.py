@@ -1,5 +1,5 @@
 """Static gates: hard-concrete head gates learned for one budget, then hardened and sliced
-(ALGORITHMS.md section 5, the per-budget "specialist" baseline; gates in ``headsearch.gates``).
+(ALGORITHMS.md section 5, the per-budget "specialist" baseline; gates in ``headsearch.models.gates``).
 
 One trial = one budget and its hyperparameters. The model's weights and the gates are trained together
 from the dense checkpoint (``warm_start: false`` starts from a fresh initialisation of the same
@@ -17,7 +17,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.gates import StaticGates, heads_for_budget, keep_first
+from headsearch.models.gates import StaticGates, heads_for_budget, keep_first
 from headsearch.models.training import TrainConfig, accuracy, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext

@@ -58,3 +58,29 @@ def find_knee(x: Sequence[float], y: Sequence[float], *, curve: str = "concave",
     best = ys.max() if direction == "increasing" else ys.min()
     index = int(np.flatnonzero(ys == best)[0])
     return Knee(index, float(xs[index]), float(ys[index]), smoothed, "first-max")
+
+
+def knee_png(x, y, smoothed, knee_index: int, *, xlabel: str, ylabel: str, title: str, note: str = "") -> bytes:
+    """A curve, its smoothing (Kneedle's polynomial fit) and the chosen knee, as PNG bytes (matplotlib's
+    default colours: the report's palette)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    ax.plot(x, y, "o", markersize=3, color="C0", label="measured")
+    ax.plot(x, smoothed, "-", color="C1", label="fit")
+    ax.axvline(x[knee_index], color="C3", linestyle="--", label=f"knee: {x[knee_index]:g}{note}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()

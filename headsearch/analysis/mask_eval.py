@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadConfigError
-from headsearch.head_scores import gradient_importance
 from headsearch.models.encoded import EncodedSplit
 from headsearch.models.text_classifier import TextClassifier
 
