@@ -22,9 +22,9 @@ import time
 from _study import open_study, study_parser
 
 from headsearch.cost import HardwareProfile
+from headsearch.heads import HeadConfig
 from headsearch.models import accuracy
 from headsearch.objectives import Evaluator
-from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.budgetformer import BudgetFormerStrategy, route
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.train_rows} train rows for {args.epochs} epochs; latency: 1 thread, {seq} tokens, "
           f"median of {args.repeats}, batches {args.batches}")
     print(f"dense: dev {accuracy(dense, dev):.4f}, test {accuracy(dense, test):.4f}")
-    importance = one_shot_importance(context).tolist()
+    importance = context.importance().tolist()
     speed_cols = " | ".join(f"speedup b={b}" for b in args.batches)
     print(f"\n| method | mean s | heads (of {L * H}) | dev | test | FLOPs saved | {speed_cols} | train s |")
     print("|---|---|---|---|---|---|" + "---|" * len(args.batches) + "---|")
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| BudgetFormer ({mode}, {args.signal}), target {target:g} | {routing.s.mean():.3f} | {heads:.1f} | "
               f"{first.accuracy:.4f} | {accuracy(routed, test):.4f} | {1 - first.flops_ratio:.1%} | {speeds} | "
               f"{seconds:.0f} |", flush=True)
-        static = dense.prune(keep_top(importance, max(L, round(first.heads_kept))))
+        static = dense.prune(HeadConfig.top(importance, max(L, round(first.heads_kept))))
         static_objectives = {b: e.evaluate_classifier(static) for b, e in evaluators.items()}
         speeds = " | ".join(f"{o.speedup:.2f}x" for o in static_objectives.values())
         print(f"| importance, same heads | - | {static.model.head_config.total_kept} | {accuracy(static, dev):.4f} | "

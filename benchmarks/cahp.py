@@ -23,7 +23,6 @@ from headsearch.cost import count_flops
 from headsearch.heads import HeadConfig
 from headsearch.models import accuracy
 from headsearch.models.training import TrainConfig, recover
-from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies._training import training_rows
 from headsearch.strategies.cahp import CAHPSettings, select
 
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
              for s in range(args.seeds)]
     runs += [("PCA", {"embedding": "pca"}, True), ("spectral", {"embedding": "spectral"}, True),
              ("t-SNE, accuracy curve", {"curve": "accuracy"}, True)]
-    importance = one_shot_importance(context).tolist()
+    importance = context.importance().tolist()
 
     def measure(cfg: HeadConfig, do_recover: bool) -> dict[str, float]:
         out = {"dev": accuracy(dense, dev, gates=torch.tensor(cfg.mask()))}
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         sel = select(context, CAHPSettings(**kw))
         cfg = sel.head_config
-        imp = keep_top(importance, cfg.total_kept)
+        imp = HeadConfig.top(importance, cfg.total_kept)
         a, b = measure(cfg, do_recover), measure(imp, do_recover)
         if "seed" in kw:
             spread.append((sel.k, cfg.total_kept, a["dev"]))

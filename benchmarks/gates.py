@@ -17,9 +17,8 @@ import time
 from _study import open_study, study_parser
 
 from headsearch.cost import HardwareProfile, measure_speedup
+from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.models import accuracy
-from headsearch.models.gates import heads_for_budget
-from headsearch.strategies._budget import keep_top, one_shot_importance
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy
 
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {config.model.source} {L}x{H}; dev {len(dev)}, test {len(test)} rows; gates trained on "
           f"{args.train_rows} train rows; latency: 1 thread, batch 1, {profile.seq_len} tokens, median of {args.repeats}")
     print(f"dense: dev {accuracy(dense, dev):.4f}, test {accuracy(dense, test):.4f}")
-    importance = one_shot_importance(context).tolist()
+    importance = context.importance().tolist()
     common = {"train_rows": args.train_rows}
     methods = [("budget-conditioned", BudgetedGatesStrategy(), {"epochs": args.epochs, **common}),
                ("budget-conditioned + 1 adaptation epoch", BudgetedGatesStrategy(),
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             candidate = strategy.propose({"budget": b, **params}, context)
             rows.append((label, candidate.model, time.monotonic() - start))
-        imp = keep_top(importance, heads_for_budget(b, L, H))
+        imp = HeadConfig.top(importance, heads_for_budget(b, L, H))
         rows.append(("importance (no training)", dense.prune(imp), 0.0))
         for label, clf, seconds in rows:
             speed = measure_speedup(dense.model, clf.model, profile, repeats=args.repeats).speedup

@@ -31,7 +31,6 @@ from headsearch.models.hf.families import family_for
 from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.recipe import BaseModelRecipe, base_model
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.strategies._budget import keep_top
 from headsearch.study_config import DataConfig
 
 LABELS = ("negative", "positive")
@@ -56,7 +55,7 @@ def at_half(clf: TextClassifier, dev, scoring, seed: int) -> tuple[float, float]
     """Dev accuracy keeping 36 of 72 heads: by one-shot importance, and the median of 5 random draws."""
     L, H = clf.model.num_layers, clf.model.num_heads
     scores = gradient_importance(clf, scoring)
-    important = accuracy(clf, dev, gates=torch.tensor(keep_top(scores.tolist(), L * H // 2).mask()))
+    important = accuracy(clf, dev, gates=torch.tensor(HeadConfig.top(scores.tolist(), L * H // 2).mask()))
     rng = random.Random(seed)
     draws = []
     for _ in range(5):

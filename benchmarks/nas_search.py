@@ -38,7 +38,6 @@ from headsearch.models.encoded import EncodedSplit
 from headsearch.pareto import Point, hypervolume, trials_to_reach
 from headsearch.search.optuna_driver import SAMPLERS
 from headsearch.searchspace import SearchSpace, load_space
-from headsearch.strategies._budget import keep_per_layer, one_shot_importance
 from headsearch.strategies.base import Candidate, StudyContext
 from headsearch.strategies.nas import NasStrategy
 from headsearch.strategies.random_heads import RandomStrategy
@@ -49,7 +48,7 @@ class PerLayerCounts(NasStrategy):
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         counts = [int(params[f"heads_layer_{layer}"]) for layer in range(context.num_layers)]
-        return Candidate(keep_per_layer(one_shot_importance(context), counts), f"per-layer counts {counts}")
+        return Candidate(HeadConfig.top_per_layer(context.importance(), counts), f"per-layer counts {counts}")
 
 
 COUNTS_SPACE = SearchSpace(params={"heads_layer": {"type": "int", "low": 1, "high": "num_heads", "per_layer": True}})

@@ -23,8 +23,7 @@ import torch
 
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
-from headsearch.heads import HeadConfig
-from headsearch.models.gates import heads_for_budget, keep_first
+from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
@@ -125,7 +124,7 @@ def load(path: str | Path, *, budget: float | None = None) -> TextClassifier:
         count = heads_for_budget(budget, shape.num_layers, shape.num_heads)
     except ValueError as exc:
         raise ExportError(f"{exc} Pick budget in (0, 1].") from exc
-    return clf.prune(keep_first(order, count, shape.num_layers, shape.num_heads))
+    return clf.prune(HeadConfig.first(order, count, shape.num_layers, shape.num_heads))
 
 
 def load_transformers(path: str | Path) -> tuple[Any, Any]:

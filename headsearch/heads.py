@@ -55,6 +55,33 @@ class HeadConfig:
         return cls(tuple(tuple(range(num_heads)) for _ in range(num_layers)), num_heads)
 
     @classmethod
+    def top(cls, scores: Sequence[Sequence[float]], total: int) -> HeadConfig:
+        """The ``total`` highest-scored heads overall (``scores``: ``[layers, heads]``, higher kept first), with
+        the best head of every layer always kept."""
+        rows = _rows(scores)
+        num_heads = len(rows[0])
+        kept = {(layer, max(range(num_heads), key=lambda h: row[h])) for layer, row in enumerate(rows)}
+        ranked = sorted(((s, layer, h) for layer, row in enumerate(rows) for h, s in enumerate(row)), reverse=True)
+        for _, layer, h in ranked:
+            if len(kept) >= total:
+                break
+            kept.add((layer, h))
+        return cls(tuple(tuple(h for (lay, h) in kept if lay == layer) for layer in range(len(rows))), num_heads)
+
+    @classmethod
+    def top_per_layer(cls, scores: Sequence[Sequence[float]], counts: Sequence[int]) -> HeadConfig:
+        """Each layer's ``counts[layer]`` highest-scored heads (ties: the lower index)."""
+        rows = _rows(scores)
+        return cls(tuple(tuple(sorted(range(len(row)), key=lambda h: -row[h])[:k]) for row, k in zip(rows, counts, strict=True)),
+                   len(rows[0]))
+
+    @classmethod
+    def first(cls, order: Sequence[tuple[int, int]], total: int, num_layers: int, num_heads: int) -> HeadConfig:
+        """The first ``total`` heads of a keeping ``order`` of ``(layer, head)`` pairs (a gates' checkpoint order)."""
+        chosen = set(order[:total])
+        return cls(tuple(tuple(h for h in range(num_heads) if (i, h) in chosen) for i in range(num_layers)), num_heads)
+
+    @classmethod
     def from_mask(cls, mask: Sequence[Sequence[float | bool]]) -> HeadConfig:
         """From a ``[layers, heads]`` 0/1 mask (nested lists, numpy array or tensor)."""
         rows = [list(row) for row in mask]
@@ -164,3 +191,36 @@ class HeadConfig:
 
     def __str__(self) -> str:
         return f"HeadConfig({self.total_kept}/{self.total_heads} heads, per layer {list(self.counts)})"
+
+
+def heads_for_budget(budget: float, num_layers: int, num_heads: int) -> int:
+    """Heads kept at budget ``b`` (a fraction of all heads): ``round(b * N)``, at least one per layer, at most all."""
+    if not 0.0 < budget <= 1.0:
+        raise ValueError(f"A budget must be in (0, 1]. Got {budget!r}.")
+    return max(num_layers, min(num_layers * num_heads, round(budget * num_layers * num_heads)))
+
+
+def split_heads(total: int, shares: Sequence[float], num_heads: int) -> list[int]:
+    """Heads per layer for ``total`` heads split in proportion to ``shares`` (one per layer), each layer
+    between 1 and ``num_heads``: every layer gets one, then each further head goes to the layer of highest
+    ``share / heads given so far`` that still has room (the highest-averages method; ties to the layer with
+    fewer heads, then the first)."""
+    layers = len(shares)
+    if not layers <= total <= layers * num_heads:
+        raise ValueError(f"total must be between {layers} and {layers * num_heads} heads. Got {total}.")
+    if any(s < 0 for s in shares):
+        raise ValueError(f"shares must be >= 0. Got {list(shares)}.")
+    weights = list(shares) if sum(shares) > 0 else [1.0] * layers  # all zero: an even split
+    counts = [1] * layers
+    for _ in range(total - layers):
+        room = [i for i in range(layers) if counts[i] < num_heads]
+        counts[max(room, key=lambda i: (weights[i] / counts[i], -counts[i], -i))] += 1
+    return counts
+
+
+def _rows(scores: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``[layers, heads]`` scores (nested lists, numpy array or tensor) as lists of floats."""
+    rows = [[float(v) for v in row] for row in scores]
+    if not rows or not rows[0] or len({len(r) for r in rows}) != 1:
+        raise HeadConfigError("Head scores must be a non-empty [layers, heads] table.")
+    return rows

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from headsearch.cost import HardwareProfile
-from headsearch.models.gates import BudgetGates, StaticGates, deployment_order, heads_for_budget, keep_first
+from headsearch.heads import HeadConfig, heads_for_budget
+from headsearch.models.gates import BudgetGates, StaticGates, deployment_order
 from headsearch.models.training import TrainConfig, train
 from headsearch.strategies.budgeted_gates import BudgetedGatesStrategy
 from headsearch.strategies.static_gates import StaticGatesStrategy
@@ -33,7 +34,7 @@ def test_gate_function_is_monotone_in_the_budget():
 def test_kept_heads_are_nested_across_budgets(trained):
     strategy = BudgetedGatesStrategy()
     kept = {b: strategy.propose({"budget": b}, trained).head_config for b in BUDGETS}
-    assert len(trained.cache[("models", "budgeted_gates")]) == 1  # one checkpoint for every budget
+    assert len(trained.cache[("budgeted_gates", "models")]) == 1  # one checkpoint for every budget
     for b1, b2 in itertools.combinations(BUDGETS, 2):
         assert kept[b1].is_subset_of(kept[b2]), (b1, b2)
 
@@ -60,8 +61,8 @@ def test_deployment_order_puts_a_head_of_every_layer_first():
     scores = torch.tensor([[0.9, 0.8, 0.7], [0.1, 0.2, 0.05], [0.5, 0.95, 0.3]])
     order = deployment_order(scores)
     assert order[:3] == [(2, 1), (0, 0), (1, 1)]
-    assert keep_first(order, heads_for_budget(0.1, 3, 3), 3, 3).counts == (1, 1, 1)
-    assert keep_first(order, 5, 3, 3).kept == ((0, 1, 2), (1,), (1,))  # then the best of the rest: 0.8, 0.7
+    assert HeadConfig.first(order, heads_for_budget(0.1, 3, 3), 3, 3).counts == (1, 1, 1)
+    assert HeadConfig.first(order, 5, 3, 3).kept == ((0, 1, 2), (1,), (1,))  # then the best of the rest: 0.8, 0.7
     with pytest.raises(ValueError, match="budget"):
         heads_for_budget(0.0, 3, 3)
 
@@ -86,7 +87,7 @@ def test_one_export_serves_every_budget(trained, tmp_path):
     ids, mask = clf.encode(list(trained.search.texts[:8]))
     for b in (0.25, 0.5, 1.0):
         sliced = load(tmp_path / "multi", budget=b)
-        config = keep_first(order, heads_for_budget(b, 3, 4), 3, 4)
+        config = HeadConfig.first(order, heads_for_budget(b, 3, 4), 3, 4)
         assert sliced.model.head_config == config
         gated = clf.model(ids, mask, gates=torch.tensor(config.mask()))
         assert torch.allclose(sliced.model(ids, mask), gated, atol=1e-5)

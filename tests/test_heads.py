@@ -3,6 +3,7 @@ import json
 import pytest
 
 from headsearch import HeadConfig, HeadConfigError
+from headsearch.heads import heads_for_budget
 
 
 def test_sorted_hashable_and_equal():
@@ -74,3 +75,16 @@ def test_bad_json_and_dicts(tmp_path):
         HeadConfig.load(tmp_path / "missing.json")
     with pytest.raises(ValueError):  # HeadConfigError is a ValueError, as the design asks
         HeadConfig(((9,),), 2)
+
+
+def test_constructors_from_scores_and_orders():
+    scores = [[0.1, 0.9, 0.2], [0.05, 0.01, 0.02]]
+    assert HeadConfig.top(scores, 3).kept == ((1, 2), (0,))  # every layer's best, then the best of the rest
+    assert HeadConfig.top_per_layer(scores, [2, 1]).kept == ((1, 2), (0,))
+    assert HeadConfig.top_per_layer([[0.5, 0.5, 0.1]], [1]).kept == ((0,),)  # ties: the lower index
+    assert HeadConfig.first([(1, 2), (0, 0), (1, 0)], 2, 2, 3).kept == ((0,), (2,))
+    with pytest.raises(HeadConfigError, match="non-empty"):
+        HeadConfig.top([], 1)
+    assert heads_for_budget(0.5, 2, 3) == 3 and heads_for_budget(0.01, 2, 3) == 2
+    with pytest.raises(ValueError, match="budget"):
+        heads_for_budget(1.5, 2, 3)

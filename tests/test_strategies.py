@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from headsearch.analysis.head_scores import gradient_importance
+from headsearch.heads import HeadConfig, heads_for_budget, split_heads
 from headsearch.strategies import available
-from headsearch.strategies._budget import heads_for_fraction, keep_top, split_heads
 from headsearch.testing import StrategyConformance, tiny_context
 
 
@@ -19,12 +19,12 @@ class TestEveryStrategy(StrategyConformance):
         return name
 
 
-def test_keep_top_keeps_best_and_one_per_layer():
+def test_top_keeps_best_and_one_per_layer():
     scores = [[0.1, 0.9, 0.2], [0.05, 0.01, 0.02], [0.8, 0.7, 0.6]]
-    config = keep_top(scores, 4)
+    config = HeadConfig.top(scores, 4)
     assert config.kept == ((1,), (0,), (0, 1))
-    assert keep_top(scores, 3).kept == ((1,), (0,), (0,))
-    assert heads_for_fraction(0.0, 3, 4) == 3 and heads_for_fraction(1.0, 3, 4) == 12
+    assert HeadConfig.top(scores, 3).kept == ((1,), (0,), (0,))
+    assert heads_for_budget(0.01, 3, 4) == 3 and heads_for_budget(1.0, 3, 4) == 12
 
 
 def test_importance_ranks_a_useless_head_last():
@@ -68,7 +68,7 @@ def test_iterative_order_is_a_prefix_chain():
     small = strategy.propose({"fraction": 0.3, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
     large = strategy.propose({"fraction": 0.7, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
     assert small.head_config.is_subset_of(large.head_config)
-    assert small.head_config.total_kept == heads_for_fraction(0.3, 3, 4)
+    assert small.head_config.total_kept == heads_for_budget(0.3, 3, 4)
     assert 0 not in small.head_config.counts
 
 

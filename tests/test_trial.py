@@ -54,14 +54,14 @@ def test_trained_models_kept_are_bounded_per_strategy():
         trained.append(setting)
         return object()
 
-    first = context.cached_model(("gates", 0.1), lambda: train(0.1))
-    assert context.cached_model(("gates", 0.1), lambda: train(0.1)) is first  # reused
+    first = context.cached_model("gates", 0.1, lambda: train(0.1))
+    assert context.cached_model("gates", 0.1, lambda: train(0.1)) is first  # reused
     for budget in (0.2, 0.3, 0.4):
-        context.cached_model(("gates", budget), lambda budget=budget: train(budget))
-    context.cached_model(("router", 0.5), lambda: train("router"))
-    assert len(context.cache[("models", "gates")]) == StudyContext.MODELS_KEPT
-    assert len(context.cache[("models", "router")]) == 1  # per strategy
-    context.cached_model(("gates", 0.1), lambda: train(0.1))  # dropped: trained again
+        context.cached_model("gates", budget, lambda budget=budget: train(budget))
+    context.cached_model("router", 0.5, lambda: train("router"))
+    assert len(context.cache[("gates", "models")]) == StudyContext.MODELS_KEPT
+    assert len(context.cache[("router", "models")]) == 1  # per strategy
+    context.cached_model("gates", 0.1, lambda: train(0.1))  # dropped: trained again
     assert trained == [0.1, 0.2, 0.3, 0.4, "router", 0.1]
 
 

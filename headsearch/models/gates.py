@@ -28,17 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from headsearch.heads import HeadConfig
-
 # hard-concrete stretch and temperature (Louizos et al. 2018)
 _GAMMA, _ZETA, _BETA = -0.1, 1.1, 2.0 / 3.0
-
-
-def heads_for_budget(budget: float, num_layers: int, num_heads: int) -> int:
-    """Heads kept at budget ``b``: ``round(b * N)``, at least one per layer, at most all."""
-    if not 0.0 < budget <= 1.0:
-        raise ValueError(f"A budget must be in (0, 1]. Got {budget!r}.")
-    return max(num_layers, min(num_layers * num_heads, round(budget * num_layers * num_heads)))
 
 
 def deployment_order(scores: torch.Tensor) -> list[tuple[int, int]]:
@@ -51,11 +42,6 @@ def deployment_order(scores: torch.Tensor) -> list[tuple[int, int]]:
         leaders.setdefault(i, (i, h))
     first = [(i, h) for _, i, h in flat if leaders[i] == (i, h)]
     return first + [(i, h) for _, i, h in flat if leaders[i] != (i, h)]
-
-
-def keep_first(order: list[tuple[int, int]], count: int, num_layers: int, num_heads: int) -> HeadConfig:
-    chosen = set(order[:count])
-    return HeadConfig(tuple(tuple(h for h in range(num_heads) if (i, h) in chosen) for i in range(num_layers)), num_heads)
 
 
 class StaticGates(nn.Module):

@@ -250,9 +250,9 @@ class AStarStrategy(Strategy):
             eval_budget=int(params["eval_budget"]),
             time_limit_s=params["time_limit_s"],
         )
-        result: AStarResult = context.cached(("astar", rows, settings), lambda: astar_prune(
+        result: AStarResult = context.cached("astar", (rows, settings), lambda: astar_prune(
             # tokenised once per subset, shared by its settings
-            context.cached(("astar", "evaluator", rows), lambda: MaskEvaluator(context.dense, subset)),
+            context.cached("astar", ("evaluator", rows), lambda: MaskEvaluator(context.dense, subset)),
             settings, progress=True))
         info = {
             "search_rows": len(subset), "search_accuracy": result.score.accuracy,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from headsearch.analysis.head_scores import gradient_importance
 from headsearch.core import Candidate
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
@@ -41,7 +42,7 @@ class StudyContext:
     scoring: TextDataset
     seq_len: int
     seed: int = 0
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: dict[tuple[str, Hashable], Any] = field(default_factory=dict)  # through cached / cached_model only
     train: TextDataset | None = None
     # set by a driver that stops weak trials early (``headsearch.search.early_stopping``): sees each report
     progress_hook: Callable[[int, Callable[[], float], Callable[[], HeadConfig | float]], None] | None = field(
@@ -62,20 +63,23 @@ class StudyContext:
     def num_layers(self) -> int:
         return self.dense.model.num_layers
 
-    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """``cache[key]``, computed by ``compute()`` the first time it is asked for. For analyses whose keys
-        are few (settings from a short list); trained models go through ``cached_model``."""
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
+    def cached(self, namespace: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per study for each ``(namespace, key)``. ``namespace``: the strategy's ``name``
+        (``headsearch`` for the shared analyses, e.g. ``importance``), so plug-ins never collide with each
+        other or with the built-ins; ``key``: the settings the value depends on. For analyses whose keys are
+        few (settings from a short list); trained models go through ``cached_model``."""
+        full = (namespace, key)
+        if full not in self.cache:
+            self.cache[full] = compute()
+        return self.cache[full]
 
     MODELS_KEPT: ClassVar[int] = 2
 
-    def cached_model(self, key: tuple, compute: Callable[[], Any]) -> Any:
+    def cached_model(self, namespace: str, key: Hashable, compute: Callable[[], Any]) -> Any:
         """Like ``cached``, for trained models keyed by their training setting (continuous parameters make
-        most keys unique): only the ``MODELS_KEPT`` most recently used per strategy (``key[0]``) stay, so
-        memory does not grow with every trial. A later trial with a dropped setting trains it again."""
-        models = self.cache.setdefault(("models", key[0]), OrderedDict())
+        most keys unique): only the ``MODELS_KEPT`` most recently used per namespace stay, so memory does
+        not grow with every trial. A later trial with a dropped setting trains it again."""
+        models = self.cache.setdefault((namespace, "models"), OrderedDict())
         if key in models:
             models.move_to_end(key)
             return models[key]
@@ -83,6 +87,12 @@ class StudyContext:
         while len(models) > self.MODELS_KEPT:
             models.popitem(last=False)
         return value
+
+    def importance(self, *, normalize_layers: bool = True) -> torch.Tensor:
+        """Michel et al. gradient importance of every dense head on the scoring split (``[layers, heads]``),
+        computed once per study (cache namespace ``headsearch``): the scores several strategies rank by."""
+        return self.cached("headsearch", ("importance", "one-shot", normalize_layers),
+                           lambda: gradient_importance(self.dense, self.scoring, normalize_layers=normalize_layers))
 
     @property
     def num_heads(self) -> int:

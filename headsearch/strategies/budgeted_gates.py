@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.models.gates import BudgetGates, heads_for_budget, keep_first
+from headsearch.heads import HeadConfig, heads_for_budget
+from headsearch.models.gates import BudgetGates
 from headsearch.models.training import TrainConfig, accuracy, recover, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
@@ -34,7 +35,7 @@ class BudgetedGatesStrategy(Strategy):
         budget = float(params["budget"])
         clf, gates, setting = checkpoint(context, params)
         order = [tuple(h) for h in clf.meta["head_order"]]
-        config = keep_first(order, heads_for_budget(budget, L, H), L, H)
+        config = HeadConfig.first(order, heads_for_budget(budget, L, H), L, H)
         adapt = int(params["adapt_epochs"])
         if adapt:
             soft = gates.gates(budget).detach()
@@ -79,5 +80,5 @@ def checkpoint(context: StudyContext, params: Mapping[str, Any]) -> tuple[Any, B
         clf.meta["head_order"] = [list(h) for h in gates.order()]  # the keeping order; a multi-budget export records it
         return clf, gates
 
-    clf, gates = context.cached_model(("budgeted_gates", tuple(sorted(setting.items()))), fit)
+    clf, gates = context.cached_model("budgeted_gates", tuple(sorted(setting.items())), fit)
     return clf, gates, setting

@@ -56,7 +56,7 @@ class BudgetFormerStrategy(Strategy):
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
         setting = _setting(params, context)
-        clf = context.cached_model(("budgetformer", tuple(sorted(setting.items()))), lambda: fit(context, setting))
+        clf = context.cached_model("budgetformer", tuple(sorted(setting.items())), lambda: fit(context, setting))
         routing = route(clf, context.search)
         s = routing.s.mean(1)  # per example, mean over layers
         heads = routing.kept.sum((1, 2)).float()

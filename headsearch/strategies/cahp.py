@@ -46,7 +46,6 @@ from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import HeadedModel
 from headsearch.models.training import TrainConfig, accuracy, recover
-from headsearch.strategies._budget import one_shot_importance
 from headsearch.strategies._training import training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
@@ -121,17 +120,17 @@ class Selection:
 
 def prepared_points(context: StudyContext, s: CAHPSettings) -> tuple[np.ndarray, np.ndarray, list[Clustering]]:
     """Features, 2-D embedding and the k-medoids sweep for ``s``, each cached per the settings it depends on."""
-    stats = context.cached(("cahp", "stats", s.pool_size),
+    stats = context.cached("cahp", ("stats", s.pool_size),
                     lambda: class_stats(context.dense, context.scoring, pool_size=s.pool_size, progress=True))
-    feats = context.cached(("cahp", "features", s.pool_size, s.distance),
+    feats = context.cached("cahp", ("features", s.pool_size, s.distance),
                     lambda: separability_features(stats, s.distance))
     if len(feats) < 4:
         raise HeadsearchError(f"CAHP needs at least 4 heads to choose a number of clusters; the model has {len(feats)}.")
     tsne = (s.perplexity, s.tsne_init) if s.embedding == "tsne" else None
-    key = ("cahp", "embedding", s.pool_size, s.distance, s.embedding, tsne, s.seed)
-    points = context.cached(key, lambda: embed(feats, s.embedding, perplexity=s.perplexity, tsne_init=s.tsne_init,
+    key = ("embedding", s.pool_size, s.distance, s.embedding, tsne, s.seed)
+    points = context.cached("cahp", key, lambda: embed(feats, s.embedding, perplexity=s.perplexity, tsne_init=s.tsne_init,
                                                  seed=s.seed))
-    sweep = context.cached((*key, "sweep"), lambda: kmedoids_sweep(points, range(2, len(points)), seed=s.seed))
+    sweep = context.cached("cahp", (*key, "sweep"), lambda: kmedoids_sweep(points, range(2, len(points)), seed=s.seed))
     return feats, points, sweep
 
 
@@ -155,15 +154,15 @@ def representatives(clustering: Clustering, salience: np.ndarray, rule: str, num
 
 def select(context: StudyContext, s: CAHPSettings) -> Selection:
     """Steps 1-5: the configuration CAHP keeps for settings ``s`` (cached per settings)."""
-    key = ("cahp", "selection", s.pool_size, s.distance, s.embedding, s.perplexity, s.tsne_init, s.seed, s.curve, s.poly_degree,
+    key = ("selection", s.pool_size, s.distance, s.embedding, s.perplexity, s.tsne_init, s.seed, s.curve, s.poly_degree,
            s.sensitivity, s.online, s.representative, s.eval_rows if s.curve == "accuracy" else None)
-    return context.cached(key, lambda: _select(context, s))
+    return context.cached("cahp", key, lambda: _select(context, s))
 
 
 def _select(context: StudyContext, s: CAHPSettings) -> Selection:
     L, H = context.num_layers, context.num_heads
     _, _, sweep = prepared_points(context, s)
-    salience = one_shot_importance(context, normalize_layers=False).flatten().numpy()
+    salience = context.importance(normalize_layers=False).flatten().numpy()
     configs = [representatives(c, salience, s.representative, L, H) for c in sweep]
     knee_args = {"degree": s.poly_degree, "sensitivity": s.sensitivity, "online": s.online}
     if s.curve == "mss":
@@ -173,7 +172,7 @@ def _select(context: StudyContext, s: CAHPSettings) -> Selection:
         chosen = knee.index
     else:
         subset, _ = context.search.split(s.eval_rows, seed=context.seed)
-        evaluator = context.cached(("cahp", "mask-evaluator", s.eval_rows), lambda: MaskEvaluator(context.dense, subset))
+        evaluator = context.cached("cahp", ("mask-evaluator", s.eval_rows), lambda: MaskEvaluator(context.dense, subset))
         scores = evaluator.score([torch.tensor(cfg.mask()) for cfg, _ in configs])
         best: dict[int, int] = {}  # heads kept -> index of the most accurate configuration with that many
         for i, ((cfg, _), score) in enumerate(zip(configs, scores, strict=True)):

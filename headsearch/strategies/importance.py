@@ -17,8 +17,7 @@ from typing import Any
 import torch
 
 from headsearch.analysis.head_scores import gradient_importance
-from headsearch.heads import HeadConfig
-from headsearch.strategies._budget import heads_for_fraction, keep_top, one_shot_importance
+from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -47,19 +46,19 @@ class ImportanceStrategy(Strategy):
     search_space = "importance.yaml"
 
     def prepare(self, context: StudyContext) -> None:
-        one_shot_importance(context)
+        context.importance()
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
         L, H = context.num_layers, context.num_heads
-        budget = heads_for_fraction(params["fraction"], L, H)
+        total = heads_for_budget(params["fraction"], L, H)
         normalize = params["normalize_layers"]
         if not params["iterative"]:
-            scores = one_shot_importance(context, normalize_layers=normalize)
-            return Candidate(keep_top(scores.tolist(), budget), f"top {budget} heads by importance")
+            scores = context.importance(normalize_layers=normalize)
+            return Candidate(HeadConfig.top(scores.tolist(), total), f"top {total} heads by importance")
         step = params["step"]
-        order = context.cached(("importance", "iterative", normalize, step),
+        order = context.cached("importance", ("iterative", normalize, step),
                                lambda: removal_order(context, normalize_layers=normalize, step=step))
-        removed = set(order[: L * H - budget])
+        removed = set(order[: L * H - total])
         kept = tuple(tuple(h for h in range(H) if (i, h) not in removed) for i in range(L))
-        return Candidate(HeadConfig(kept, H), f"{budget} heads after iterative pruning (step {step})")
+        return Candidate(HeadConfig(kept, H), f"{total} heads after iterative pruning (step {step})")

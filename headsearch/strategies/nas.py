@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.strategies._budget import heads_for_fraction, keep_per_layer, one_shot_importance, split_heads
+from headsearch.heads import HeadConfig, heads_for_budget, split_heads
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -26,13 +26,13 @@ class NasStrategy(Strategy):
     search_space = "nas.yaml"
 
     def prepare(self, context: StudyContext) -> None:
-        one_shot_importance(context)
+        context.importance()
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
-        total = heads_for_fraction(params["fraction"], context.num_layers, context.num_heads)
+        total = heads_for_budget(params["fraction"], context.num_layers, context.num_heads)
         shares = [float(params.get(f"share_layer_{layer}", 1.0)) for layer in range(context.num_layers)]
         counts = split_heads(total, shares, context.num_heads)
-        return Candidate(keep_per_layer(one_shot_importance(context), counts),
+        return Candidate(HeadConfig.top_per_layer(context.importance(), counts),
                          f"{total} heads, per layer {counts}")
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.strategies._budget import heads_for_fraction, keep_top
+from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
 
@@ -16,7 +16,7 @@ class RandomStrategy(Strategy):
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
-        budget = heads_for_fraction(params["fraction"], context.num_layers, context.num_heads)
+        total = heads_for_budget(params["fraction"], context.num_layers, context.num_heads)
         rng = random.Random(params["seed"])
         scores = [[rng.random() for _ in range(context.num_heads)] for _ in range(context.num_layers)]
-        return Candidate(keep_top(scores, budget), f"{budget} random heads (seed {params['seed']})")
+        return Candidate(HeadConfig.top(scores, total), f"{total} random heads (seed {params['seed']})")

@@ -17,7 +17,8 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from headsearch.models.gates import StaticGates, heads_for_budget, keep_first
+from headsearch.heads import HeadConfig, heads_for_budget
+from headsearch.models.gates import StaticGates
 from headsearch.models.training import TrainConfig, accuracy, train, trained_learning_rate
 from headsearch.strategies._training import start_model, training_rows
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
@@ -48,13 +49,13 @@ class StaticGatesStrategy(Strategy):
                 loss = train(clf, data, TrainConfig(epochs=1, learning_rate=lr, seed=context.seed + ran), gates=gates,
                              progress=True)[-1]
                 ran += 1
-                standing = functools.cache(lambda: keep_first(gates.order(), count, L, H))  # the heads kept now
+                standing = functools.cache(lambda: HeadConfig.first(gates.order(), count, L, H))  # the heads kept now
                 context.report_progress(ran, lambda s=standing: accuracy(clf.prune(s()), context.search), standing)
             return clf, gates.order(), gates.expected_mass().item(), loss, ran
 
         clf, order, mass, loss, ran = context.cached_model(
-            ("static_gates", budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr), fit)
-        config = keep_first(order, count, L, H)
+            "static_gates", (budget, lr, epochs, max_epochs, rows, warm, weight, gate_lr), fit)
+        config = HeadConfig.first(order, count, L, H)
         model = clf.prune(config)
         recovery = int(params["recovery_epochs"])
         if recovery:  # its epochs are reported after the gate epochs (steps ran + 1, ...)
