@@ -3,6 +3,7 @@ directions. No torch here: reading a study's YAML imports this module and nothin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,3 +38,13 @@ class Candidate:
     info: Mapping[str, Any] = field(default_factory=dict)
     model: TextClassifier | None = field(default=None, compare=False, repr=False)
     artifacts: Mapping[str, str | bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def check_info(self) -> None:
+        """``info`` is stored as JSON by Optuna and MLflow: anything else raises ``TypeError`` naming the key
+        (drivers fail the trial with it)."""
+        for key, value in self.info.items():
+            try:
+                json.dumps(value, allow_nan=True)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"Candidate.info[{key!r}] is not JSON ({type(value).__name__}); give plain numbers, "
+                                "strings, lists or dicts (e.g. float(x) for a numpy or torch number)") from exc

@@ -1,12 +1,13 @@
 """A conformance suite every strategy passes (the shape of Optuna's ``optuna.testing.pytest_samplers``).
 
-Subclass ``StrategyConformance`` in a pytest module and set ``strategy_name`` (or override the class-scoped
-``conformance_name`` fixture) to get these tests for a plug-in::
+Subclass ``StrategyConformance`` in a pytest module and set ``strategy`` to the class (or ``strategy_name`` to
+a registered name) to get these tests for a plug-in, before or after it is installed::
 
     from headsearch.testing import StrategyConformance
+    from my_package.first_heads import FirstHeads
 
-    class TestMyStrategy(StrategyConformance):
-        strategy_name = "my-strategy"
+    class TestFirstHeads(StrategyConformance):
+        strategy = FirstHeads
 """
 
 from __future__ import annotations
@@ -112,20 +113,30 @@ class Proposals:
 
 class StrategyConformance:
     """The checks every strategy passes. The strategy proposes once per sampled parameter set (``SEEDS``)
-    on one tiny context, and every check reads those proposals: one run per strategy."""
+    on one tiny context, and every check reads those proposals: one run per strategy.
 
+    Set ``strategy`` to the class (it need not be installed), or ``strategy_name`` to a registered name
+    (a built-in or an installed plug-in); or override the class-scoped ``strategy_class`` fixture."""
+
+    strategy: type[Strategy] | None = None
     strategy_name: str = ""
     SEEDS = (0, 1, 2)
 
     @pytest.fixture(scope="class")
     @classmethod
-    def conformance_name(cls) -> str:
-        return cls.strategy_name
+    def strategy_class(cls) -> type[Strategy]:
+        if cls.strategy is not None:
+            return cls.strategy
+        if not cls.strategy_name:
+            raise TypeError(f"{cls.__name__}: set strategy (a Strategy class) or strategy_name (a registered name).")
+        found = get(cls.strategy_name).cls
+        assert found.name == cls.strategy_name, f"registered as {cls.strategy_name!r}, named {found.name!r}"
+        return found
 
     @pytest.fixture(scope="class")
     @classmethod
-    def proposals(cls, conformance_name: str) -> Proposals:
-        strategy, context = get(conformance_name).cls(), tiny_context()
+    def proposals(cls, strategy_class: type[Strategy]) -> Proposals:
+        strategy, context = strategy_class(), tiny_context()
         before = {k: v.clone() for k, v in context.dense.model.state_dict().items()}
         strategy.prepare(context)
         params = [cls._params(strategy, context, seed) for seed in cls.SEEDS]
@@ -137,10 +148,14 @@ class StrategyConformance:
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
         return space.suggest(trial, context.num_layers, context.num_heads)
 
-    def test_has_name_and_loadable_search_space(self, conformance_name: str) -> None:
-        strategy = get(conformance_name).cls()
-        assert strategy.name == conformance_name
-        load_space(strategy.search_space)
+    def test_is_a_named_strategy_with_a_loadable_search_space(self, strategy_class: type[Strategy]) -> None:
+        assert issubclass(strategy_class, Strategy)
+        assert isinstance(strategy_class.name, str) and strategy_class.name
+        load_space(strategy_class.search_space)
+
+    def test_info_is_json(self, proposals: Proposals) -> None:
+        for candidate in proposals.candidates:
+            candidate.check_info()
 
     def test_proposals_fit_the_model(self, proposals: Proposals) -> None:
         context = proposals.context

@@ -15,8 +15,8 @@ class TestEveryStrategy(StrategyConformance):
 
     @pytest.fixture(scope="class")
     @staticmethod
-    def conformance_name(name):
-        return name
+    def strategy_class(name):
+        return available()[name].cls
 
 
 def test_top_keeps_best_and_one_per_layer():

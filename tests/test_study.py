@@ -201,7 +201,8 @@ def plugin_path(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: first-heads\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[headsearch.strategies]\nfirst-heads = first_heads:FirstHeads\nbroken = broken_plugin:Nope\n")
+        "[headsearch.strategies]\nfirst-heads = first_heads:FirstHeads\nbroken = broken_plugin:Nope\n"
+        "misnamed = first_heads:FirstHeads\n")
     return site
 
 
@@ -213,6 +214,7 @@ def test_plugin_appears_and_runs_with_failed_trials(plugin_path, tmp_path):
     assert "first-heads" in listed.stdout and "first-heads " in listed.stdout.split("first-heads", 1)[1][:20]
     assert "importance" in listed.stdout  # the broken plug-in broke nothing
     assert "'broken' from first-heads failed to load" in listed.stderr
+    assert "'misnamed' from first-heads failed to load: first_heads:FirstHeads is named 'first-heads'" in listed.stderr
 
     sys.path.insert(0, env_path)
     try:

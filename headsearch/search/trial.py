@@ -7,7 +7,6 @@ and hand the same ``TrialRecord`` to the MLflow logger, so fronts, reports and e
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,16 +54,6 @@ def interrupted_reason(stop: KeyboardInterrupt) -> str:
     return f"killed: {stop or 'interrupted'} during the trial"
 
 
-def _check_json(info: Mapping[str, Any]) -> None:
-    """A Candidate's ``info`` is stored as JSON by Optuna: anything else fails the trial here, with the key."""
-    for key, value in info.items():
-        try:
-            json.dumps(value, allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"Candidate.info[{key!r}] is not JSON ({type(value).__name__}); give plain numbers, "
-                            "strings, lists or dicts (e.g. float(x) for a numpy or torch number)") from exc
-
-
 @dataclass
 class TrialRunner:
     """What running a trial needs, wherever it runs. ``save_model(trial_number, model)`` stores a candidate's
@@ -90,7 +79,7 @@ class TrialRunner:
             candidate = self.strategy.propose(sampled, self.context)
             config, description, info = candidate.head_config, candidate.description, dict(candidate.info)
             artifacts = dict(candidate.artifacts)
-            _check_json(info)
+            candidate.check_info()
             result = self.evaluate(candidate)
             values = [float(getattr(result, o)) for o in self.objectives]
             if any(math.isnan(v) for v in values):

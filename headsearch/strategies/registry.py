@@ -47,6 +47,9 @@ def available() -> dict[str, StrategyInfo]:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Strategy)):
                 raise TypeError(f"{ep.value} is not a headsearch Strategy subclass")
+            if getattr(cls, "name", None) != ep.name:  # its cache namespace and its trials' labels are its name
+                raise TypeError(f"{ep.value} is named {getattr(cls, 'name', None)!r}; the entry point must use the "
+                                "same name")
         except Exception as exc:  # a broken plug-in must never break the host
             warnings.warn(f"headsearch strategy plug-in {ep.name!r} from {origin} failed to load: {exc}", stacklevel=2)
             continue
