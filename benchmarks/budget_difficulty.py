@@ -1,7 +1,7 @@
 """BudgetFormer's learned budget against the known need per input, over seeds (issue 18's first target).
 
-For each task of ``headsearch.testing.DIFFICULTY_TASKS`` (``lookup``: 1..4 independent key-answer
-lookups) and each seed: a 1-layer built-in encoder with
+For each task of ``headsearch.testing.DIFFICULTY_TASKS`` (``lookup`` and ``vote``: 1..4 independent
+key-answer lookups, one wrong answer to find or a majority to count) and each seed: a 1-layer built-in encoder with
 8 heads of dimension 1, trained from scratch dense and as BudgetFormer at the strategy's defaults
 (15 epochs, 4,000 rows), measured on 600 held-out rows: Spearman(s, need), mean s and heads run by
 need, accuracy against dense.

@@ -10,8 +10,9 @@ heads do. One relation: a pruned model keeps it with few heads, so accuracy bare
 one of six modifier words, each shifting the class by its own amount. Six relations to carry, spread
 over heads: accuracy falls gradually as heads go, and falls faster when the wrong heads go.
 
-``lookup_task``: a difficulty task whose need per input is known (1..4 lookups, each about one head
-of dimension 1), for checking that a per-input budget follows the need.
+``lookup_task`` and ``vote_task``: difficulty tasks whose need per input is known (1..4 lookups, each about
+one head of dimension 1), for checking that a per-input budget follows the need. ``lookup_task``'s label
+turns on finding one wrong answer, ``vote_task``'s on reading every answer.
 """
 
 from __future__ import annotations
