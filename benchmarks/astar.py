@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           "0:ablation:0.2", "0:importance:0.2"],
                         help="A* runs as EPSILON:HEURISTIC:WEIGHT; iterative importance runs once per epsilon")
     parser.add_argument("--branching", type=int, default=8)
-    parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--max-masks", type=int, default=1000)
     parser.add_argument("--time-limit", type=float, default=900.0)
     parser.add_argument("--repeats", type=int, default=3, help="throughput repeats")
     args = parser.parse_args(argv)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for epsilon in sorted({e for e, _, _ in runs}, reverse=True):
         for _, heuristic, weight in [r for r in runs if r[0] == epsilon]:
             settings = AStarSettings(epsilon=epsilon, branching=args.branching, heuristic=heuristic, weight=weight,
-                                     eval_budget=args.budget, time_limit_s=args.time_limit)
+                                     max_masks=args.max_masks, time_limit_s=args.time_limit)
             r = astar_prune(evaluator, settings, progress=True)
             rows.append((f"A* {heuristic}, w={weight:g}, b={args.branching}", epsilon, r.head_config, r.evaluations,
                          r.wall_s, r.stop_reason))

@@ -1,6 +1,6 @@
 """A* mask scoring with and without the early stop of infeasible masks: same searches, masks per second.
 
-    python benchmarks/astar_scoring.py studies/sst2_minilm.yaml --out runs/sst2_minilm --budget 200
+    python benchmarks/astar_scoring.py studies/sst2_minilm.yaml --out runs/sst2_minilm --max-masks 200
 
 For each A* setting (``--search`` as EPSILON:HEURISTIC:WEIGHT, branching ``--branching``), the search
 runs twice on the study's ``--eval-rows`` subset, once with the full scorer (every mask on every row, as
@@ -38,20 +38,20 @@ def main() -> int:
     parser.add_argument("--eval-rows", type=int, default=256)
     parser.add_argument("--search", nargs="+", default=["0.01:ablation:0.2", "0.01:importance:0.2"])
     parser.add_argument("--branching", type=int, default=8)
-    parser.add_argument("--budget", type=int, default=200, help="masks per compared search")
+    parser.add_argument("--max-masks", type=int, default=200, help="masks per compared search")
     parser.add_argument("--long", type=float, default=0.0, help="seconds of one long search with the early stop")
     parser.add_argument("--long-search", default="0.01:importance:0.2")
     args = parser.parse_args()
     config, context, test = open_study(args)
     subset, heldout = context.search.split(args.eval_rows, seed=context.seed)
     print(f"model {config.model.source} {context.num_layers}x{context.num_heads}; subset {len(subset)} rows; "
-          f"{args.threads} threads; branching {args.branching}; {args.budget} masks per search")
+          f"{args.threads} threads; branching {args.branching}; {args.max_masks} masks per search")
     print("| search | scorer | masks | wall s | masks/s | ratio | masks stopped early | mask-rows scored | identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     for i, spec in enumerate(args.search):
         epsilon, heuristic, weight = spec.split(":")
         settings = AStarSettings(epsilon=float(epsilon), branching=args.branching, heuristic=heuristic,
-                                 weight=float(weight), eval_budget=args.budget, time_limit_s=None)
+                                 weight=float(weight), max_masks=args.max_masks, time_limit_s=None)
         results = {}
         for name in (("full", "early") if i % 2 == 0 else ("early", "full")):
             # a fresh evaluator per search: its memo would otherwise answer the masks an earlier search scored
@@ -68,7 +68,7 @@ def main() -> int:
     if args.long:
         epsilon, heuristic, weight = args.long_search.split(":")
         settings = AStarSettings(epsilon=float(epsilon), branching=args.branching, heuristic=heuristic,
-                                 weight=float(weight), eval_budget=10**9, time_limit_s=args.long)
+                                 weight=float(weight), max_masks=10**9, time_limit_s=args.long)
         start = time.perf_counter()
         r = astar_prune(MaskEvaluator(context.dense, subset), settings, progress=True)
         pruned = context.dense.prune(r.head_config)

@@ -26,7 +26,7 @@ STRATEGIES = """\
   - {name: nas, n_trials: 20}            # NSGA-II over per-layer head counts
   - {name: random, n_trials: 20}         # the baseline every strategy must beat
   - {name: cahp, n_trials: 2}            # clusters of heads with similar class separability, knee-chosen count
-  - {name: astar, n_trials: 1, space: {eval_budget: {low: 200, high: 400}}}   # most heads removable within a tolerance
+  - {name: astar, n_trials: 1, space: {max_masks: {low: 200, high: 400}}}   # most heads removable within a tolerance
   - {name: static_gates, n_trials: 2}    # gates learned for one budget (fine-tunes a copy of your model)
   - {name: budgeted_gates, n_trials: 3, space: {adapt_epochs: {high: 0}}}     # one gated checkpoint for every budget
 """

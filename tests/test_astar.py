@@ -100,7 +100,7 @@ def test_smaller_weight_goes_deeper_within_a_budget():
     """A* proper spends a small budget near the root; weighted A* reaches larger feasible sets."""
     for seed in range(3):
         oracle = MonotoneOracle(4, 6, seed)
-        depth = {w: len(astar_prune(oracle, AStarSettings(epsilon=0.05, branching=4, weight=w, eval_budget=400)).pruned)
+        depth = {w: len(astar_prune(oracle, AStarSettings(epsilon=0.05, branching=4, weight=w, max_masks=400)).pruned)
                  for w in (1.0, 0.0)}
         assert depth[0.0] > depth[1.0]
 
@@ -129,8 +129,8 @@ def test_bound_heuristic_equals_exhaustive_search_on_a_real_model(model_2x4, eps
 def test_budget_and_time_limit_return_the_best_feasible_state(model_2x4):
     _, evaluator = model_2x4
     full = astar_prune(evaluator, AStarSettings(epsilon=0.025, branching=0, heuristic="bound"))
-    small = astar_prune(evaluator, AStarSettings(epsilon=0.025, branching=0, heuristic="bound", eval_budget=10))
-    assert small.stop_reason == "budget" and small.evaluations <= 10 < full.evaluations
+    small = astar_prune(evaluator, AStarSettings(epsilon=0.025, branching=0, heuristic="bound", max_masks=10))
+    assert small.stop_reason == "max masks" and small.evaluations <= 10 < full.evaluations
     assert small.score.accuracy >= small.threshold
     timed = astar_prune(evaluator, AStarSettings(epsilon=0.025, heuristic="bound", time_limit_s=1e-9))
     assert timed.stop_reason == "time limit" and timed.evaluations == 1 and timed.pruned == frozenset()
@@ -139,7 +139,7 @@ def test_budget_and_time_limit_return_the_best_feasible_state(model_2x4):
 @pytest.mark.parametrize("heuristic", ["ablation", "importance"])
 def test_limited_branching_stays_feasible_and_within_budget(model_2x4, heuristic):
     _, evaluator = model_2x4
-    result = astar_prune(evaluator, AStarSettings(epsilon=0.05, branching=2, heuristic=heuristic, eval_budget=40))
+    result = astar_prune(evaluator, AStarSettings(epsilon=0.05, branching=2, heuristic=heuristic, max_masks=40))
     assert result.evaluations <= 40
     assert result.score.accuracy >= result.threshold
     assert result.importance_passes == (result.expansions if heuristic == "importance" else 0)
@@ -148,7 +148,7 @@ def test_limited_branching_stays_feasible_and_within_budget(model_2x4, heuristic
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("epsilon", -0.1, "'epsilon'"), ("weight", 1.5, "'weight'"), ("branching", -1, "'branching'"),
     ("heuristic", "greedy", "'heuristic'"),
-    ("eval_budget", 0, "'eval_budget'"), ("time_limit_s", 0, "'time_limit_s'"),
+    ("max_masks", 0, "'max_masks'"), ("time_limit_s", 0, "'time_limit_s'"),
 ])
 def test_bad_settings(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -159,7 +159,7 @@ def test_bad_settings(field, value, message):
 
 def test_strategy_reports_the_search_subset_and_the_held_out_rows():
     context = tiny_context(layers=2, heads=4, trained=True)
-    params = {"epsilon": 0.05, "branching": 4, "heuristic": "ablation", "eval_rows": 50, "eval_budget": 100,
+    params = {"epsilon": 0.05, "branching": 4, "heuristic": "ablation", "eval_rows": 50, "max_masks": 100,
               "time_limit_s": 60}
     candidate = AStarStrategy().propose(params, context)
     info = candidate.info
@@ -183,7 +183,7 @@ class FullScoring(MaskEvaluator):
 @pytest.mark.parametrize(("heuristic", "branching"), [("ablation", 0), ("importance", 3)])
 def test_early_stopped_scoring_leaves_the_search_unchanged(model_2x4, heuristic, branching):
     context, _ = model_2x4
-    settings = AStarSettings(epsilon=0.025, branching=branching, heuristic=heuristic, eval_budget=80)
+    settings = AStarSettings(epsilon=0.025, branching=branching, heuristic=heuristic, max_masks=80)
     evaluator = MaskEvaluator(context.dense, context.search)  # an empty memo
     early = astar_prune(evaluator, settings)
     full = astar_prune(FullScoring(context.dense, context.search), settings)

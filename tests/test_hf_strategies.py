@@ -23,7 +23,7 @@ from headsearch.strategies.registry import get
 
 # small settings so that the strategies that search or train finish in seconds
 SMALL = {
-    "astar": {"eval_rows": {"choices": [16]}, "eval_budget": {"low": 12, "high": 20}},
+    "astar": {"eval_rows": {"choices": [16]}, "max_masks": {"low": 12, "high": 20}},
     "cahp": {"pool_size": {"choices": [8]}, "curve": {"choices": ["mss"]}, "recovery_epochs": {"high": 1},
              "recovery_rows": {"choices": [16]}},
     "static_gates": {"train_rows": {"choices": [24]}, "max_epochs": {"choices": [1]}, "epochs": {"high": 1}},

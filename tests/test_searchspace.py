@@ -15,7 +15,7 @@ def test_every_builtin_space_loads_and_samples():
 
 
 def test_per_layer_and_symbolic_bounds():
-    assert load_space("nas.yaml").names(2) == ["fraction", "share_layer_0", "share_layer_1"]
+    assert load_space("nas.yaml").names(2) == ["budget", "share_layer_0", "share_layer_1"]
     space = SearchSpace(params={"heads_layer": {"type": "int", "low": 1, "high": "num_heads", "per_layer": True}})
     assert space.names(3) == ["heads_layer_0", "heads_layer_1", "heads_layer_2"]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -24,8 +24,8 @@ def test_per_layer_and_symbolic_bounds():
 
 
 def test_overrides_and_errors(tmp_path):
-    space = load_space("random.yaml", {"fraction": {"low": 0.4, "high": 0.6}})
-    assert (space.params["fraction"].low, space.params["fraction"].high) == (0.4, 0.6)
+    space = load_space("random.yaml", {"budget": {"low": 0.4, "high": 0.6}})
+    assert (space.params["budget"].low, space.params["budget"].high) == (0.4, 0.6)
     with pytest.raises(HeadsearchError, match="unknown parameter 'frac'"):
         load_space("random.yaml", {"frac": {"low": 0.1}})
     with pytest.raises(HeadsearchError, match="not found"):

@@ -65,8 +65,8 @@ def test_iterative_order_is_a_prefix_chain():
     context = tiny_context()
     strategy = ImportanceStrategy()
     strategy.prepare(context)
-    small = strategy.propose({"fraction": 0.3, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
-    large = strategy.propose({"fraction": 0.7, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
+    small = strategy.propose({"budget": 0.3, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
+    large = strategy.propose({"budget": 0.7, "iterative": True, "normalize_layers": True, "step": 0.1}, context)
     assert small.head_config.is_subset_of(large.head_config)
     assert small.head_config.total_kept == heads_for_budget(0.3, 3, 4)
     assert 0 not in small.head_config.counts
@@ -79,7 +79,7 @@ def test_nas_splits_its_budget_and_takes_the_most_important_heads_per_layer():
     strategy = NasStrategy()
     strategy.prepare(context)
     # 7 of 12 heads (3 layers x 4) split 0 : 1 : 0.5 -> one each, then 3 to layer 1 and 1 to layer 2
-    candidate = strategy.propose({"fraction": 7 / 12, "share_layer_0": 0.0, "share_layer_1": 1.0, "share_layer_2": 0.5},
+    candidate = strategy.propose({"budget": 7 / 12, "share_layer_0": 0.0, "share_layer_1": 1.0, "share_layer_2": 0.5},
                                  context)
     scores = gradient_importance(context.dense, context.scoring)
     assert candidate.head_config.counts == (1, 4, 2)
@@ -104,8 +104,8 @@ def test_random_is_seeded_and_meets_budget():
 
     context = tiny_context()
     s = RandomStrategy()
-    a = s.propose({"fraction": 0.5, "seed": 3}, context).head_config
-    assert a == s.propose({"fraction": 0.5, "seed": 3}, context).head_config
+    a = s.propose({"budget": 0.5, "seed": 3}, context).head_config
+    assert a == s.propose({"budget": 0.5, "seed": 3}, context).head_config
     assert a.total_kept == 6 and 0 not in a.counts
-    others = {s.propose({"fraction": 0.5, "seed": k}, context).head_config for k in range(10)}
+    others = {s.propose({"budget": 0.5, "seed": k}, context).head_config for k in range(10)}
     assert len(others) > 1

@@ -54,7 +54,7 @@ def test_study_runs_records_and_resumes(tmp_path):
 
 def test_astar_trials_record_their_search_figures(tmp_path):
     """A strategy's Candidate.info reaches Optuna's user attributes and the trial's MLflow run."""
-    space = {"eval_budget": {"low": 20, "high": 40}, "eval_rows": {"choices": [40]}, "branching": {"low": 2, "high": 3}}
+    space = {"max_masks": {"low": 20, "high": 40}, "eval_rows": {"choices": [40]}, "branching": {"low": 2, "high": 3}}
     config = load_study(write_study(tmp_path, [{"name": "astar", "n_trials": 2, "space": space}]))
     out = run_study(config, progress=False, echo=quiet)
     study = optuna.load_study(study_name="tiny:astar", storage=json.loads((out / "run.json").read_text())["storage"])
@@ -71,7 +71,7 @@ def test_astar_trials_record_their_search_figures(tmp_path):
     for run in trials:
         assert 0.0 <= run.data.metrics["info.heldout_accuracy"] <= 1.0
         text = mlflow.MlflowClient().download_artifacts(run.info.run_id, "candidate_info.json", str(tmp_path))
-        assert json.loads(Path(text).read_text())["stop_reason"] in ("optimal", "budget", "frontier empty")
+        assert json.loads(Path(text).read_text())["stop_reason"] in ("optimal", "max masks", "frontier empty")
 
 
 
@@ -244,9 +244,9 @@ def test_bad_study_files(tmp_path):
     bad.write_text("name: x\nstrategies: [{name: nope}]\n")
     with pytest.raises(HeadsearchError, match="Unknown strategy 'nope'"):
         run_study(load_study(bad), progress=False, echo=quiet)
-    bad.write_text("name: x\nstrategies: [{name: random, space: {fraction: {low: 2, high: 1}}}]\n")
+    bad.write_text("name: x\nstrategies: [{name: random, space: {budget: {low: 2, high: 1}}}]\n")
     config = load_study(bad, output=str(tmp_path / "o"))
-    with pytest.raises(HeadsearchError, match=r"random\.yaml: params\.fraction: Value error, low \(2\) must not exceed"):
+    with pytest.raises(HeadsearchError, match=r"random\.yaml: params\.budget: Value error, low \(2\) must not exceed"):
         run_study(config, progress=False, echo=quiet)
     assert not (tmp_path / "o").exists()  # nothing written before the study is known to be valid
 

@@ -26,7 +26,7 @@ ALGORITHMS.md proposes, as a best-first search:
    lowers ``f`` below the best waiting state, re-queues the state instead of expanding it (lazy A*).
    **Order**: ``g + weight * h``, ties to the deeper state. ``weight = 1`` is A*; ``weight < 1`` is weighted A*
    (Pohl 1970): with an optimistic ``h`` that shrinks as heads go, A* expands most shallow states before
-   any deep one and an evaluation budget runs out near the root; a smaller weight dives first. States
+   any deep one and a limit on masks scored runs out near the root; a smaller weight dives first. States
    whose bound ``g + h`` cannot beat the best found are skipped either way, so a search that empties its
    frontier is still exact under an admissible ``h``.
 5. **Successors**: ``P + {x}`` for the ``branching`` most promising feasible candidates (highest accuracy,
@@ -36,8 +36,8 @@ ALGORITHMS.md proposes, as a best-first search:
    stops being scored once it is certain to break the tolerance (``headsearch.analysis.mask_eval``): feasibility
    decisions and the scores of feasible masks are those of a full pass, so the search is unchanged.
 7. **Stop** when the best waiting ``f`` cannot beat the best state found (``optimal``, weight 1 only: exact
-   under an admissible ``h``), the frontier is empty, the next expansion would exceed the evaluation budget
-   (``budget``), or the time limit passed (``time limit``); the best feasible state so far is returned.
+   under an admissible ``h``), the frontier is empty, the next expansion would score more than ``max_masks``
+   masks (``max masks``), or the time limit passed (``time limit``); the best feasible state so far is returned.
 
 The tolerance holds on the evaluation subset only; the strategy reports accuracy on the rest of the
 search split as a held-out check, and ``benchmarks/astar.py`` on the test split.
@@ -70,7 +70,7 @@ class AStarSettings:
     branching: int = 8              # successors kept per expansion; 0 = all feasible ones
     heuristic: Heuristic = "ablation"
     weight: float = 1.0             # w in the priority g + w*h: 1 = A*; below 1 = weighted A*, dives deeper sooner
-    eval_budget: int = 2000         # masks scored at most (the dense mask included)
+    max_masks: int = 2000         # masks scored at most (the dense mask included)
     time_limit_s: float | None = 1800.0  # wall clock per search; the best feasible state so far is returned
 
     def __post_init__(self) -> None:
@@ -86,8 +86,8 @@ class AStarSettings:
                              "set branching >= 1.")
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"The 'weight' parameter of A* must be a float in [0, 1]. Got {self.weight!r} instead.")
-        if isinstance(self.eval_budget, bool) or not isinstance(self.eval_budget, int) or self.eval_budget < 1:
-            raise ValueError(f"The 'eval_budget' parameter of A* must be an int >= 1. Got {self.eval_budget!r} instead.")
+        if isinstance(self.max_masks, bool) or not isinstance(self.max_masks, int) or self.max_masks < 1:
+            raise ValueError(f"The 'max_masks' parameter of A* must be an int >= 1. Got {self.max_masks!r} instead.")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError(f"The 'time_limit_s' parameter of A* must be > 0 or None. Got {self.time_limit_s!r}.")
 
@@ -100,7 +100,7 @@ class AStarResult:
     dense_score: MaskScore
     threshold: float                # accuracy a state needs to be feasible
     evaluations: int                # masks scored (memo hits not counted)
-    importance_passes: int          # gradient passes of the importance heuristic (not in the budget)
+    importance_passes: int          # gradient passes of the importance heuristic (not counted in max_masks)
     expansions: int
     wall_s: float
     stop_reason: str
@@ -141,7 +141,7 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
     threshold = scores[root].accuracy - settings.epsilon
     best = root
     trace = [(evaluations, 0)]
-    bar = tqdm(total=settings.eval_budget, desc="A* masks scored", unit="mask", leave=False, disable=not progress)
+    bar = tqdm(total=settings.max_masks, desc="A* masks scored", unit="mask", leave=False, disable=not progress)
     bar.update(1)
 
     def expand(state: State) -> _Expansion:
@@ -177,7 +177,7 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
         return _Expansion(h, feasible[: settings.branching] if settings.branching else feasible)
 
     def cost(state: State) -> int:
-        """Masks the expansion of ``state`` will score (what the budget is checked against)."""
+        """Masks the expansion of ``state`` will score (what max_masks is checked against)."""
         n = len(candidates(state))
         n = min(n, settings.branching) if settings.heuristic == "importance" else n
         return n  # an upper bound: memo hits are free
@@ -214,8 +214,8 @@ def astar_prune(evaluator: MaskEvaluator, settings: AStarSettings, *, progress: 
             if settings.time_limit_s is not None and time.monotonic() - start_time > settings.time_limit_s:
                 stop_reason = "time limit"
                 break
-            if evaluations + cost(state) > settings.eval_budget:
-                stop_reason = "budget"
+            if evaluations + cost(state) > settings.max_masks:
+                stop_reason = "max masks"
                 break
             expanded[state] = expand(state)
             exact_f = len(state) + expanded[state].h
@@ -247,7 +247,7 @@ class AStarStrategy(Strategy):
         settings = AStarSettings(
             epsilon=float(params["epsilon"]), branching=int(params["branching"]),
             heuristic=params["heuristic"], weight=float(params["weight"]),
-            eval_budget=int(params["eval_budget"]),
+            max_masks=int(params["max_masks"]),
             time_limit_s=params["time_limit_s"],
         )
         result: AStarResult = context.cached("astar", (rows, settings), lambda: astar_prune(

@@ -51,7 +51,7 @@ class ImportanceStrategy(Strategy):
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
         L, H = context.num_layers, context.num_heads
-        total = heads_for_budget(params["fraction"], L, H)
+        total = heads_for_budget(params["budget"], L, H)
         normalize = params["normalize_layers"]
         if not params["iterative"]:
             scores = context.importance(normalize_layers=normalize)

@@ -1,6 +1,6 @@
 """Baseline: NAS-style search over how many heads each layer keeps, heads taken by importance.
 
-The driver's sampler (NSGA-II by default) proposes a total budget ``fraction`` (of all heads) and a weight
+The driver's sampler (NSGA-II by default) proposes a total ``budget`` (a fraction of all heads) and a weight
 ``share_layer_i`` per layer; the budget is split across layers in proportion to the weights
 (``split_heads``), and each layer keeps its most important heads (Michel et al. gradient importance on the
 scoring split, computed once per study). The search is over per-layer counts only, as NAS over head
@@ -30,7 +30,7 @@ class NasStrategy(Strategy):
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
-        total = heads_for_budget(params["fraction"], context.num_layers, context.num_heads)
+        total = heads_for_budget(params["budget"], context.num_layers, context.num_heads)
         shares = [float(params.get(f"share_layer_{layer}", 1.0)) for layer in range(context.num_layers)]
         counts = split_heads(total, shares, context.num_heads)
         return Candidate(HeadConfig.top_per_layer(context.importance(), counts),

@@ -16,7 +16,7 @@ class RandomStrategy(Strategy):
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
-        total = heads_for_budget(params["fraction"], context.num_layers, context.num_heads)
+        total = heads_for_budget(params["budget"], context.num_layers, context.num_heads)
         rng = random.Random(params["seed"])
         scores = [[rng.random() for _ in range(context.num_heads)] for _ in range(context.num_layers)]
         return Candidate(HeadConfig.top(scores, total), f"{total} random heads (seed {params['seed']})")
