@@ -71,7 +71,7 @@ def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space
     if max_concurrent is None:
         max_concurrent = max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
 
-    searcher = _FrontSearch(space=_Suggest(space, num_layers, num_heads, hardware), metric=list(objectives),
+    searcher = _FrontSearch(storage, space=_Suggest(space, num_layers, num_heads, hardware), metric=list(objectives),
                             mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
                             sampler=SAMPLERS[sampler](seed), study_name=study.study_name, storage=optuna_storage(storage))
     scheduler = FIFOScheduler() if rungs.rule == "none" else RungScheduler(rungs, storage, study.study_name)
@@ -145,7 +145,8 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     storage_ = optuna_storage(storage)
     trial_id = storage_.get_trial_id_from_study_id_trial_number(storage_.get_study_id_from_name(study_name), number)
     storage_.set_trial_user_attr(trial_id, WORKER_ATTR, worker_name())
-    unknown = {o: math.nan for o in objectives}  # Ray Tune wants every searcher metric in every report
+    # Ray Tune wants every searcher metric in every report; the trial's number lets the searcher find it in the storage
+    unknown = {**{o: math.nan for o in objectives}, TRIAL_NUMBER: number}
 
     def report(at_rung: dict[str, Any]) -> None:  # the scheduler's stop ends the trial in here
         tune.report({**unknown, **at_rung, STATUS: "running"})
@@ -162,7 +163,7 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
         tune.report({**unknown, "accuracy": math.nan, STATUS: "failed"})
     else:
         tune.report({**dict(zip(objectives, outcome.values, strict=True)), "accuracy": outcome.record.objectives.accuracy,
-                     STATUS: "complete"})
+                     TRIAL_NUMBER: number, STATUS: "complete"})
 
 
 class RungScheduler(FIFOScheduler):
@@ -191,14 +192,22 @@ class RungScheduler(FIFOScheduler):
 
 class _FrontSearch(OptunaSearch):
     """``OptunaSearch`` that tells Optuna a trial's objectives only from its final report: a trial stopped at
-    an intermediate report (its objectives unknown) is PRUNED, with that report as ``stopped_early``; a
-    failed one FAIL (Ray's own would tell Optuna the NaN placeholders, which it refuses, leaving the trial
-    RUNNING)."""
+    an intermediate report (its objectives unknown) is PRUNED, with that report as ``stopped_early`` (written
+    through the study's storage, found by the trial number every report carries); a failed one FAIL (Ray's own
+    would tell Optuna the NaN placeholders, which it refuses, leaving the trial RUNNING)."""
+
+    def __init__(self, study_storage: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.study_storage, self.front_study = study_storage, kwargs["study_name"]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         status = (result or {}).get(STATUS)
         if status == "running" and not error:
-            self._ot_trials[trial_id].set_user_attr(EARLY_STOP_ATTR, _stopped_at(result))
+            storage = optuna_storage(self.study_storage)
+            number = int(result[TRIAL_NUMBER])
+            storage.set_trial_user_attr(
+                storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self.front_study), number),
+                EARLY_STOP_ATTR, _stopped_at(result))
         if status != "complete":
             result, error = None, error or status == "failed"
         super().on_trial_complete(trial_id, result, error)
