@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,18 @@ from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
-from headsearch.search.optuna_driver import NO_STOPPING, check_new_studies, open_study, optuna_study_name, run_trials
+from headsearch.search.drivers import driver_for
+from headsearch.search.early_stopping import Rungs
+from headsearch.search.job import Driver, StrategyJob
+from headsearch.search.optuna_driver import NO_STOPPING, check_new_studies, open_study, optuna_study_name
 from headsearch.search.rungs import EARLY_STOP_ATTR
 from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
 from headsearch.search.trial import TrialRecord, TrialRunner
-from headsearch.searchspace import load_space
+from headsearch.searchspace import SearchSpace, load_space
 from headsearch.strategies.base import StudyContext
 from headsearch.strategies.registry import get as get_strategy
-from headsearch.study_config import StudyConfig
+from headsearch.study_config import StrategyRun, StudyConfig
 
 RUN_FILE = "run.json"
 STUDY_FILE = "study.yaml"  # run-folder file: the validated study
@@ -141,25 +145,57 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     ``worker``: one of several processes sharing the study's storage (``headsearch worker``): it joins
     whatever the storage holds and runs trials until every strategy has its ``n_trials`` finished or
     running, alongside the others. ``driver="ray"``: the trials run as Ray Tune trials on a local Ray
-    instance or the cluster at ``address``, ``max_concurrent`` at once (``headsearch.search.ray_driver``).
+    instance or the cluster at ``address``, ``max_concurrent`` at once (``headsearch.search.drivers``).
     Either driver stops trials that train early by the study's ``early_stopping`` rule, unless
     ``early_stopping`` is False here."""
-    if driver not in DRIVERS:
-        raise HeadsearchError(f"--driver {driver!r} is not known; use one of {', '.join(DRIVERS)}.")
+    chosen = driver_for(driver, address=address, max_concurrent=max_concurrent)
+    run = prepare(config, n_trials=n_trials, resume=resume or worker, progress=progress, echo=echo,
+                  driver=chosen.name, early_stopping=early_stopping)
+    with _sigterm_interrupts(), chosen.session(), run.tracker.run(config.name, tags=run.tags) as parent_id:
+        run.tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
+                        metrics={f"dense_{k}": v for k, v in run.dense.to_dict().items() if isinstance(v, int | float)})
+        run.info["mlflow_runs"] = [parent_id]
+        _write_run_info(config.out_dir, run.info)  # from the first trial on, show and export can read the run
+        for strategy in run.strategies:
+            run_strategy(run, strategy, chosen, parent_id, n_trials=n_trials, echo=echo)
+    return finish(run)
+
+
+@dataclass
+class StudyRun:
+    """One invocation of a study, as ``prepare`` checked and built it: shared by every strategy's run."""
+
+    config: StudyConfig
+    strategies: list[StrategyRun]
+    spaces: dict[str, SearchSpace]
+    storage: str
+    rungs: Rungs
+    context: StudyContext
+    evaluator: Evaluator
+    dense: Objectives
+    tracker: Tracker
+    hardware: dict[str, Any]
+    tags: dict[str, str]
+    info: dict[str, Any]  # run.json
+    progress: bool
+
+
+def prepare(config: StudyConfig, *, n_trials: int | None, resume: bool, progress: bool, echo, driver: str,
+            early_stopping: bool) -> StudyRun:
+    """Check everything that can be checked before anything is written or trained (strategies, search spaces,
+    storage, data, model source), then write the study, build the context and score the dense model."""
     if n_trials is not None and n_trials < 1:
         raise HeadsearchError(f"n_trials must be at least 1 (got {n_trials}).")
     out = config.out_dir
-    resume = resume or worker
     if not resume and ((out / RUN_FILE).exists() or (out / STUDY_FILE).exists()):
         raise HeadsearchError(f"{out} already holds a run; pass --resume to continue it or --out for a new folder.")
-    # everything that can be checked is checked before anything is written or trained
-    strategies = [(s, get_strategy(s.name)) for s in config.strategies]  # unknown names fail before any work
-    spaces = {s.name: load_space(info.cls.search_space, s.space) for s, info in strategies}
+    infos = {s.name: get_strategy(s.name) for s in config.strategies}  # unknown names fail before any work
+    spaces = {s.name: load_space(infos[s.name].cls.search_space, s.space) for s in config.strategies}
     storage = config.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     if config.storage is not None or (out / "optuna.db").exists():
         optuna_storage(storage)  # a bad URI or an unreachable server: one line now, not after training
         if not resume:
-            check_new_studies(storage, config.name, [s.name for s, _ in strategies])
+            check_new_studies(storage, config.name, [s.name for s in config.strategies])
     rungs = config.early_stopping.rungs() if early_stopping else NO_STOPPING
     recipe = _recipe(config)
     check_source(recipe.source, recipe.head_unit)
@@ -167,15 +203,14 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     out.mkdir(parents=True, exist_ok=True)
     (out / STUDY_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     context, evaluator = build_context(config, progress=progress, data=data)
-    for _, info in strategies:
+    for info in infos.values():
         info.cls.check_model(context.dense.model)  # a strategy that cannot run on this model fails before any trial
     if "labels_matched" in context.dense.meta:
         echo(f"model: {config.model.source} as it is ({context.dense.meta.get('transformers_class')}), data labels "
              f"matched {context.dense.meta['labels_matched']}")
-    dense_config = HeadConfig.dense(context.num_layers, context.num_heads)
-    dense_obj = evaluator.evaluate(dense_config)
-    echo(f"dense: accuracy {dense_obj.accuracy:.4f} on {context.search.name}, {dense_obj.flops / 1e6:.1f} MFLOPs, "
-         f"{dense_obj.latency_ms:.2f} ms")
+    dense = evaluator.evaluate(HeadConfig.dense(context.num_layers, context.num_heads))
+    echo(f"dense: accuracy {dense.accuracy:.4f} on {context.search.name}, {dense.flops / 1e6:.1f} MFLOPs, "
+         f"{dense.latency_ms:.2f} ms")
     with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
         tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
     for run_id in tracker.close_stale_runs():
@@ -183,55 +218,52 @@ def run_study(config: StudyConfig, *, n_trials: int | None = None, resume: bool 
     hardware = evaluator.profile.to_dict()
     if evaluator.table is not None:  # predicted and measured latencies never share a front
         hardware["latency"] = "table"
-    tags = {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}
-    with _sigterm_interrupts(), _driver_session(driver, address), tracker.run(config.name, tags=tags) as parent_id:
-        tracker.log(parent_id, params={"study": json.dumps(config.model_dump(mode="json"))},
-                    metrics={f"dense_{k}": v for k, v in dense_obj.to_dict().items() if isinstance(v, int | float)})
-        run_info = {
-            "name": config.name,
-            "storage": storage,
-            "strategies": [s.name for s, _ in strategies],
-            "objectives": list(config.objectives),
-            "dense": dense_obj.to_dict(),
-            "profile": hardware,
-            "tracking_uri": tracker.uri,
-            "mlflow_runs": [parent_id],
-            "latency_table_check": None,
-        }
-        _write_run_info(out, run_info)  # from the first trial on, show and export can read the run
-        for run, _ in strategies:
-            started = time.monotonic()
-            study = open_study(storage, config.name, run.name, config.objectives, config.sampler, config.seed)
-            n = n_trials or run.n_trials
-            strategy_tags = {**tags, "strategy": run.name}
-            with tracker.run(run.name, parent_run_id=parent_id, tags=strategy_tags) as strategy_id:
-                if driver == "ray":
-                    from headsearch.search.ray_driver import run_ray_trials
+    info = {"name": config.name, "storage": storage, "strategies": [s.name for s in config.strategies],
+            "objectives": list(config.objectives), "dense": dense.to_dict(), "profile": hardware,
+            "tracking_uri": tracker.uri, "mlflow_runs": [], "latency_table_check": None}
+    return StudyRun(config, list(config.strategies), spaces, storage, rungs, context, evaluator, dense, tracker, hardware,
+                    {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}, info, progress)
 
-                    runner = functools.partial(_worker_runner, json.dumps(config.model_dump(mode="json")), run.name,
-                                               tracker.uri, strategy_id, json.dumps(strategy_tags))
-                    ran = run_ray_trials(study, runner, spaces[run.name], objectives=config.objectives,
-                                         sampler=config.sampler, seed=config.seed, n_trials=n,
-                                         num_layers=context.num_layers, num_heads=context.num_heads, hardware=hardware,
-                                         storage=storage, experiment_dir=out / "ray", max_concurrent=max_concurrent,
-                                         rungs=rungs, progress=progress,
-                                         on_ended=trial_logger(tracker, strategy_id, strategy_tags))
-                else:
-                    _remember(study, evaluator)
-                    runner = _runner(config, run.name, context, evaluator, trial_logger(tracker, strategy_id, strategy_tags))
-                    ran = run_trials(study, runner, spaces[run.name], n_trials=n, progress=progress, hardware=hardware,
-                                     rungs=rungs)
-                failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-                stopped = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-                              if EARLY_STOP_ATTR in t.user_attrs)
-                echo(f"{run.name}: {ran} trial(s) run now in {time.monotonic() - started:.0f} s, {len(study.trials)} in "
-                     f"storage, {failed} failed" + (f", {stopped} stopped early ({rungs.rule})" if stopped else ""))
-    if evaluator.table is not None:
-        errors = table_errors(load_points_from(storage, config.name, [s.name for s, _ in strategies]))
-        if errors:  # `headsearch show` prints it
-            run_info["latency_table_check"] = {"checked_trials": len(errors), "median_relative_error": statistics.median(errors)}
-            _write_run_info(out, run_info)
-    return out
+
+def run_strategy(run: StudyRun, strategy: StrategyRun, driver: Driver, parent_id: str, *, n_trials: int | None,
+                 echo) -> int:
+    """One strategy's trials under ``driver``, logged under an MLflow run nested in ``parent_id``; returns how
+    many ran here."""
+    config, context = run.config, run.context
+    started = time.monotonic()
+    study = open_study(run.storage, config.name, strategy.name, config.objectives, config.sampler, config.seed)
+    tags = {**run.tags, "strategy": strategy.name}
+    with run.tracker.run(strategy.name, parent_run_id=parent_id, tags=tags) as strategy_id:
+        log = trial_logger(run.tracker, strategy_id, tags)
+
+        def local_runner() -> TrialRunner:
+            _remember(study, run.evaluator)
+            return _runner(config, strategy.name, context, run.evaluator, log)
+
+        job = StrategyJob(study, run.spaces[strategy.name], n_trials or strategy.n_trials, tuple(config.objectives),
+                          config.sampler, config.seed, run.storage, run.hardware, run.rungs, context.num_layers,
+                          context.num_heads, local_runner=local_runner,
+                          remote_runner=WorkerPlan(config, strategy.name, run.tracker.uri, strategy_id,
+                                                   tuple(sorted(tags.items()))),
+                          on_ended=log, experiment_dir=config.out_dir / "ray", progress=run.progress)
+        ran = driver.run(job)
+    failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    stopped = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)) if EARLY_STOP_ATTR in t.user_attrs)
+    echo(f"{strategy.name}: {ran} trial(s) run now in {time.monotonic() - started:.0f} s, {len(study.trials)} in "
+         f"storage, {failed} failed" + (f", {stopped} stopped early ({run.rungs.rule})" if stopped else ""))
+    return ran
+
+
+def finish(run: StudyRun) -> Path:
+    """After every strategy: the latency table's check against measured trials (``hardware.latency: table``),
+    recorded in run.json for ``headsearch show``; returns the run folder."""
+    if run.evaluator.table is not None:
+        errors = table_errors(load_points_from(run.storage, run.config.name, [s.name for s in run.strategies]))
+        if errors:
+            run.info["latency_table_check"] = {"checked_trials": len(errors),
+                                               "median_relative_error": statistics.median(errors)}
+            _write_run_info(run.config.out_dir, run.info)
+    return run.config.out_dir
 
 
 def _write_run_info(out: Path, info: dict[str, Any]) -> None:
@@ -247,7 +279,6 @@ def _write_run_info(out: Path, info: dict[str, Any]) -> None:
         os.replace(tmp, out / RUN_FILE)
 
 
-DRIVERS = ("optuna", "ray")
 
 
 @contextlib.contextmanager
@@ -266,14 +297,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _driver_session(driver: str, address: str | None) -> contextlib.AbstractContextManager:
-    if driver != "ray":
-        return contextlib.nullcontext()
-    from headsearch.search.ray_driver import ray_instance
-
-    return ray_instance(address)
 
 
 def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Callable[[TrialRecord], None]:
@@ -296,19 +319,45 @@ def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Ca
     return log
 
 
-@functools.cache
-def _worker_context(config_json: str) -> tuple[StudyContext, Evaluator]:
-    return build_context(StudyConfig.model_validate(json.loads(config_json)), progress=False)
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How a Ray worker process builds a strategy's ``TrialRunner`` (picklable; called in the worker): the
+    study, the strategy, and the MLflow run its trials are logged under. Built once per process
+    (``WORKER_RUNNERS``): Ray reuses its worker processes across trials."""
+
+    config: StudyConfig
+    strategy: str
+    tracking_uri: str
+    strategy_run_id: str
+    tags: tuple[tuple[str, str], ...]
+
+    def __call__(self) -> TrialRunner:
+        return WORKER_RUNNERS.runner(self)
 
 
-@functools.cache
-def _worker_runner(config_json: str, strategy: str, tracking_uri: str, strategy_id: str, tags_json: str) -> TrialRunner:
-    """The ``TrialRunner`` of a Ray worker process, built once per process and strategy: data and the
-    dense model from the run folder, the prepared strategy, MLflow logging under the strategy's run."""
-    config = StudyConfig.model_validate(json.loads(config_json))
-    context, evaluator = _worker_context(config_json)
-    tracker = Tracker(tracking_uri, experiment=f"headsearch/{config.name}")
-    return _runner(config, strategy, context, evaluator, trial_logger(tracker, strategy_id, json.loads(tags_json)))
+class WorkerRunners:
+    """The runners this process built from ``WorkerPlan``s, by run folder, strategy and MLflow run; the study
+    context (data, dense model from the run folder, evaluator) once per run folder and study."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[Path, tuple[StudyConfig, StudyContext, Evaluator]] = {}
+        self._runners: dict[tuple[Path, str, str], TrialRunner] = {}
+
+    def runner(self, plan: WorkerPlan) -> TrialRunner:
+        folder = plan.config.out_dir.resolve()
+        key = (folder, plan.strategy, plan.strategy_run_id)
+        if key not in self._runners:
+            known = self._contexts.get(folder)
+            if known is None or known[0] != plan.config:
+                known = self._contexts[folder] = (plan.config, *build_context(plan.config, progress=False))
+            _, context, evaluator = known
+            tracker = Tracker(plan.tracking_uri, experiment=f"headsearch/{plan.config.name}")
+            self._runners[key] = _runner(plan.config, plan.strategy, context, evaluator,
+                                         trial_logger(tracker, plan.strategy_run_id, dict(plan.tags)))
+        return self._runners[key]
+
+
+WORKER_RUNNERS = WorkerRunners()  # this process's; only Ray workers fill it
 
 
 def _runner(config: StudyConfig, strategy: str, context: StudyContext, evaluator: Evaluator,

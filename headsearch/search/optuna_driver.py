@@ -18,6 +18,7 @@ the storage (``headsearch.search.rungs``) and stops the outranked ones: PRUNED w
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from headsearch._process import died_here, worker_name
 from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
+from headsearch.search.job import StrategyJob
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason
@@ -115,8 +117,7 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
                 raise
             finally:
                 context.progress_hook = None
-            for key, value in outcome.attrs.items():
-                trial.set_user_attr(key, value)
+            outcome.write(trial.set_user_attr)
             if outcome.record.pruned:
                 study.tell(trial, state=TrialState.PRUNED)
             elif outcome.values is None:
@@ -190,3 +191,16 @@ def fail_dead_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], str
         rerun_killed(study, t.number, t.params, reason)
         dead.append((t.number, dict(t.params), reason))
     return dead
+
+
+class OptunaDriver:
+    """Trials one after another in this process."""
+
+    name = "optuna"
+
+    def session(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def run(self, job: StrategyJob) -> int:
+        return run_trials(job.study, job.local_runner(), job.space, n_trials=job.n_trials, progress=job.progress,
+                          hardware=job.hardware, rungs=job.rungs)

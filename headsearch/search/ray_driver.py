@@ -2,7 +2,7 @@
 
 Ray Tune's ``OptunaSearch`` asks the study's own Optuna study (same storage, sampler and seed) for each
 trial's parameters, multi-objective (metric and mode lists on the searcher). Each trial runs in a Ray
-worker that builds its ``TrialRunner`` once per process (``runner()``: data, the dense model from the run
+worker that builds its ``TrialRunner`` once per process (``job.remote_runner``: data, the dense model from the run
 folder, the prepared strategy, MLflow logging), records the same user attributes as the Optuna driver and
 reports the objectives. Strategies that train report after each epoch (``StudyContext.progress_hook``); at
 rungs the worker records its (accuracy, cost) in the storage and reports them to Ray Tune, whose scheduler
@@ -20,10 +20,9 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -37,7 +36,8 @@ from tqdm.auto import tqdm
 from headsearch._process import worker_name
 from headsearch.core import DIRECTIONS
 from headsearch.search.early_stopping import Rungs
-from headsearch.search.optuna_driver import NO_STOPPING, SAMPLERS, check_hardware, counted_trials, fail_dead_trials
+from headsearch.search.job import StrategyJob
+from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
@@ -47,50 +47,53 @@ TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray tr
 STATUS = "status"  # every report says whether it is a trial's outcome: "complete", "failed" or "running"
 
 
-def run_ray_trials(study: optuna.Study, runner: Callable[[], TrialRunner], space: SearchSpace, *,
-                   objectives: Sequence[str], sampler: str, seed: int, n_trials: int, num_layers: int, num_heads: int,
-                   hardware: Mapping[str, Any], storage: str, experiment_dir: Path, max_concurrent: int | None = None,
-                   rungs: Rungs = NO_STOPPING, progress: bool = True,
-                   on_ended: Callable[[TrialRecord], None] | None = None) -> int:
-    """Run the study's missing trials (``n_trials`` finished or running in all) as Ray Tune trials on the
-    Ray instance this process is connected to (``ray_instance``); returns how many ran.
+class RayDriver:
+    """Ray Tune trials on the Ray instance ``session`` holds: a local one sized to this machine, or the cluster
+    at ``address``; ``max_concurrent`` trials at once (default: as many as its CPUs allow)."""
 
-    ``runner``: a picklable factory, called in each Ray worker, of the ``TrialRunner`` that runs a trial
-    there. ``max_concurrent``: trials at once (default: as many as the Ray instance's CPUs allow).
-    ``rungs``: early stopping of trials that train (``RungScheduler``). ``on_ended``: called here with each
-    trial that ended before its worker could record it (stopped early, or its worker failed); the worker's
-    runner records the others."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
-    hardware = dict(hardware)
-    check_hardware(study, hardware)
-    fail_dead_trials(study)  # trials of an earlier run whose process is gone
-    remaining = n_trials - len(counted_trials(study))
-    if remaining <= 0:
-        return 0
-    resources = trial_resources(hardware)
-    if max_concurrent is None:
-        max_concurrent = max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
+    name = "ray"
 
-    searcher = _FrontSearch(storage, space=_Suggest(space, num_layers, num_heads, hardware), metric=list(objectives),
-                            mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
-                            sampler=SAMPLERS[sampler](seed), study_name=study.study_name, storage=optuna_storage(storage))
-    scheduler = FIFOScheduler() if rungs.rule == "none" else RungScheduler(rungs, storage, study.study_name)
-    trainable = tune.with_resources(
-        tune.with_parameters(_trainable, runner=runner, storage=storage, study_name=study.study_name,
-                             objectives=list(objectives), cwd=os.getcwd(), rungs=rungs),
-        resources)
-    bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not progress,
-                    on_ended=on_ended, rule=rungs.rule)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
-                                    scheduler=scheduler, num_samples=remaining, reuse_actors=True),
-        run_config=tune.RunConfig(name=f"{study.study_name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=str(experiment_dir.resolve()), verbose=0, callbacks=[bar]),
-    )
-    tuner.fit()
-    bar.close()
-    return bar.ended
+    def __init__(self, *, address: str | None = None, max_concurrent: int | None = None):
+        self.address, self.max_concurrent = address, max_concurrent
+
+    def session(self) -> AbstractContextManager:
+        return ray_instance(self.address)
+
+    def run(self, job: StrategyJob) -> int:
+        """Run the job's missing trials as Ray Tune trials; returns how many ended. Each Ray worker builds its
+        runner with ``job.remote_runner``; ``job.on_ended`` logs here each trial that ended before its worker
+        could record it (stopped early, or its worker failed); the worker's runner records the others."""
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
+        study, hardware, rungs = job.study, dict(job.hardware), job.rungs
+        check_hardware(study, hardware)
+        fail_dead_trials(study)  # trials of an earlier run whose process is gone
+        remaining = job.n_trials - len(counted_trials(study))
+        if remaining <= 0:
+            return 0
+        resources = trial_resources(hardware)
+        max_concurrent = self.max_concurrent or max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
+        objectives = list(job.objectives)
+        searcher = _FrontSearch(job.storage, space=_Suggest(job.space, job.num_layers, job.num_heads, hardware),
+                                metric=objectives, mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
+                                sampler=SAMPLERS[job.sampler](job.seed), study_name=study.study_name,
+                                storage=optuna_storage(job.storage))
+        scheduler = FIFOScheduler() if rungs.rule == "none" else RungScheduler(rungs, job.storage, study.study_name)
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, runner=job.remote_runner, storage=job.storage, study_name=study.study_name,
+                                 objectives=objectives, cwd=os.getcwd(), rungs=rungs),
+            resources)
+        bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not job.progress,
+                        on_ended=job.on_ended, rule=rungs.rule)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
+                                        scheduler=scheduler, num_samples=remaining, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"{study.study_name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=str(job.experiment_dir.resolve()), verbose=0, callbacks=[bar]),
+        )
+        tuner.fit()
+        bar.close()
+        return bar.ended
 
 
 def trial_resources(hardware: Mapping[str, Any]) -> dict[str, float]:
@@ -157,8 +160,7 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
         outcome = trial_runner.run(number, lambda: params)
     finally:
         trial_runner.context.progress_hook = None
-    for key, value in outcome.attrs.items():
-        storage_.set_trial_user_attr(trial_id, key, value)
+    outcome.write(functools.partial(storage_.set_trial_user_attr, trial_id))
     if outcome.values is None:
         tune.report({**unknown, "accuracy": math.nan, STATUS: "failed"})
     else:

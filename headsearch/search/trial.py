@@ -48,6 +48,13 @@ class Outcome:
     attrs: dict[str, Any]
     record: TrialRecord
 
+    def write(self, set_attr: Callable[[str, Any], None]) -> None:
+        """Record the outcome on its Optuna trial (``set_attr(key, value)``: the trial's or the storage's setter),
+        the same for every driver; the trial's state is then told by whoever owns it (the Optuna driver, or the
+        Ray searcher from the trial's last report)."""
+        for key, value in self.attrs.items():
+            set_attr(key, value)
+
 
 def interrupted_reason(stop: KeyboardInterrupt) -> str:
     """Why a trial stopped by Ctrl-C or SIGTERM failed (MLflow and the Optuna storage say the same)."""
