@@ -11,13 +11,14 @@ from pathlib import Path
 from headsearch.testing import StrategyConformance
 
 PAGE = Path(__file__).parent.parent / "docs" / "plugins.md"
+_FOLDER = tempfile.TemporaryDirectory(prefix="plugin_page_")  # the page's files, removed when the session ends
 
 
 def _page_module():
     """The page's ``# my_package/output_norm.py`` and ``.yaml`` blocks written to a folder and imported."""
     blocks = dict(re.findall(r"```(?:python|yaml)\n# my_package/(output_norm\.\w+)\n(.*?)```", PAGE.read_text(), re.S))
     assert set(blocks) == {"output_norm.py", "output_norm.yaml"}, sorted(blocks)
-    folder = Path(tempfile.mkdtemp(prefix="plugin_page_"))
+    folder = Path(_FOLDER.name)
     for name, text in blocks.items():
         (folder / name).write_text(text)
     spec = importlib.util.spec_from_file_location("output_norm", folder / "output_norm.py")
