@@ -15,6 +15,8 @@ from hf_models import LABELS, WORDS, save_tiny_classifier
 
 from headsearch.export import load_transformers
 from headsearch.heads import HeadConfig
+from headsearch.searchspace import load_space
+from headsearch.strategies import get
 from headsearch.study import build_context, load_points, run_study
 from headsearch.study_config import load_study
 
@@ -50,6 +52,8 @@ def test_init_run_export(user_files):
     assert written["data"]["text_column"] == "review" and written["data"]["label_column"] == "sentiment"
     assert written["data"]["split"] == {"dev": 0.1, "test": 0.1} and written["model"]["train"] is None
     assert "labels matched by name" in study.read_text() and "labels matched by name" in result.stdout
+    for run in written["strategies"]:  # every strategy and override init writes is one the search spaces know
+        load_space(get(run["name"]).cls.search_space, run.get("space"))
     # a smaller search than init writes, so that the test is quick
     written.update(output=str(root / "run"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
                    hardware={"seq_len": 16, "repeats": 1},
