@@ -80,3 +80,27 @@ def test_reading_a_study_imports_no_torch() -> None:
             "heavy = sorted({'torch', 'transformers', 'optuna', 'ray', 'mlflow'} & set(sys.modules)); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+LAYERS = [  # top to bottom, as docs/architecture.md draws them; a module imports only from its layer or below
+    {"__main__", "cli", "study", "study_config", "study_init", "export", "report", "testing"},
+    {"search"},
+    {"strategies"},
+    {"objectives", "pareto", "cost"},
+    {"analysis"},
+    {"models"},
+    {"core", "heads", "data", "searchspace", "errors", "resources", "_fs", "_process"},
+]
+
+
+def test_imports_go_down_the_layers_of_the_architecture_page() -> None:
+    level = {package: i for i, layer in enumerate(LAYERS) for package in layer}
+    upward = []
+    for a, b in import_graph().edges:
+        pa, pb = (n.split(".")[1] if n.count(".") else n for n in (a, b))
+        if pa == "headsearch" or pb == "headsearch":  # the package's own __init__ (HeadConfig and the errors)
+            continue
+        assert pa in level and pb in level, f"{pa} or {pb} has no layer in LAYERS (docs/architecture.md)"
+        if level[pb] < level[pa]:
+            upward.append(f"{a} -> {b}")
+    assert not upward, f"imports up the layers: {upward}"
