@@ -145,27 +145,33 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     params = dict(config)
     number = int(params.pop(TRIAL_NUMBER))
     trial_runner = runner()
-    storage_ = optuna_storage(storage)
-    trial_id = storage_.get_trial_id_from_study_id_trial_number(storage_.get_study_id_from_name(study_name), number)
-    storage_.set_trial_user_attr(trial_id, WORKER_ATTR, worker_name())
+    set_attr = _trial_attr_setter(storage, study_name, number)
+    set_attr(WORKER_ATTR, worker_name())
     # Ray Tune wants every searcher metric in every report; the trial's number lets the searcher find it in the storage
     unknown = {**{o: math.nan for o in objectives}, TRIAL_NUMBER: number}
 
     def report(at_rung: dict[str, Any]) -> None:  # the scheduler's stop ends the trial in here
         tune.report({**unknown, **at_rung, STATUS: "running"})
 
-    trial_runner.context.progress_hook = TrialRungs(
-        rungs, number, functools.partial(storage_.set_trial_user_attr, trial_id), trial_runner.price, notify=report).hook
+    trial_runner.context.progress_hook = TrialRungs(rungs, number, set_attr, trial_runner.price, notify=report).hook
     try:
         outcome = trial_runner.run(number, lambda: params)
     finally:
         trial_runner.context.progress_hook = None
-    outcome.write(functools.partial(storage_.set_trial_user_attr, trial_id))
+    outcome.write(set_attr)
     if outcome.values is None:
         tune.report({**unknown, "accuracy": math.nan, STATUS: "failed"})
     else:
-        tune.report({**dict(zip(objectives, outcome.values, strict=True)), "accuracy": outcome.record.objectives.accuracy,
-                     TRIAL_NUMBER: number, STATUS: "complete"})
+        tune.report({**unknown, **dict(zip(objectives, outcome.values, strict=True)),
+                     "accuracy": outcome.record.objectives.accuracy, STATUS: "complete"})
+
+
+def _trial_attr_setter(storage: str, study_name: str, number: int) -> Callable[[str, Any], None]:
+    """``set(key, value)`` of trial ``number``'s user attributes, through the study's storage (how a Ray worker
+    and the searcher write to an Optuna trial they do not hold)."""
+    storage_ = optuna_storage(storage)
+    trial_id = storage_.get_trial_id_from_study_id_trial_number(storage_.get_study_id_from_name(study_name), number)
+    return functools.partial(storage_.set_trial_user_attr, trial_id)
 
 
 class RungScheduler(FIFOScheduler):
@@ -205,11 +211,8 @@ class _FrontSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         status = (result or {}).get(STATUS)
         if status == "running" and not error:
-            storage = optuna_storage(self.study_storage)
-            number = int(result[TRIAL_NUMBER])
-            storage.set_trial_user_attr(
-                storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self.front_study), number),
-                EARLY_STOP_ATTR, _stopped_at(result))
+            set_attr = _trial_attr_setter(self.study_storage, self.front_study, int(result[TRIAL_NUMBER]))
+            set_attr(EARLY_STOP_ATTR, _stopped_at(result))
         if status != "complete":
             result, error = None, error or status == "failed"
         super().on_trial_complete(trial_id, result, error)
