@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 import headsearch
 
@@ -59,15 +60,20 @@ def import_graph() -> nx.DiGraph:
     return graph
 
 
-def test_no_import_cycle_between_modules() -> None:
-    cycles = list(nx.simple_cycles(import_graph()))
+@pytest.fixture(scope="module")
+def graph() -> nx.DiGraph:
+    return import_graph()  # parsed once for every check of this module
+
+
+def test_no_import_cycle_between_modules(graph: nx.DiGraph) -> None:
+    cycles = list(nx.simple_cycles(graph))
     assert not cycles, f"import cycles: {cycles}"
 
 
-def test_no_import_cycle_between_packages() -> None:
+def test_no_import_cycle_between_packages(graph: nx.DiGraph) -> None:
     """Each module counted as its package below ``headsearch`` (``headsearch.models.hf.model`` -> ``models``)."""
     packages = nx.DiGraph()
-    for a, b in import_graph().edges:
+    for a, b in graph.edges:
         pa, pb = (n.split(".")[1] if n.count(".") else n for n in (a, b))
         if pa != pb:
             packages.add_edge(pa, pb)
@@ -93,10 +99,10 @@ LAYERS = [  # top to bottom, as docs/architecture.md draws them; a module import
 ]
 
 
-def test_imports_go_down_the_layers_of_the_architecture_page() -> None:
+def test_imports_go_down_the_layers_of_the_architecture_page(graph: nx.DiGraph) -> None:
     level = {package: i for i, layer in enumerate(LAYERS) for package in layer}
     upward = []
-    for a, b in import_graph().edges:
+    for a, b in graph.edges:
         pa, pb = (n.split(".")[1] if n.count(".") else n for n in (a, b))
         if pa == "headsearch" or pb == "headsearch":  # the package's own __init__ (HeadConfig and the errors)
             continue

@@ -18,6 +18,9 @@ class TestEveryStrategy(StrategyConformance):
     def strategy_class(name):
         return available()[name].cls
 
+    def test_registered_under_its_own_name(self, name, strategy_class):
+        assert strategy_class.name == name
+
 
 def test_top_keeps_best_and_one_per_layer():
     scores = [[0.1, 0.9, 0.2], [0.05, 0.01, 0.02], [0.8, 0.7, 0.6]]
