@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,11 @@ RUN_FILE = "run.json"
 STUDY_FILE = "study.yaml"  # run-folder file: the validated study
 TABLE_FILE = "latency_table.json"  # run-folder file: the latency table of the study's profile
 TRIAL_MODELS = "trial_models"  # run-folder subfolder of trials that changed weights
+
+
+def experiment_name(config: StudyConfig) -> str:
+    """The study's MLflow experiment."""
+    return f"headsearch/{config.name}"
 
 
 def _recipe(config: StudyConfig) -> BaseModelRecipe:
@@ -234,7 +239,7 @@ def run_strategy(run: StudyRun, strategy: StrategyRun, driver: Driver, parent_id
     study = open_study(run.storage, config.name, strategy.name, config.objectives, config.sampler, config.seed)
     tags = {**run.tags, "strategy": strategy.name}
     with run.tracker.run(strategy.name, parent_run_id=parent_id, tags=tags) as strategy_id:
-        log = trial_logger(run.tracker, strategy_id, tags)
+        log = TrialLog(run.tracker.uri, experiment_name(config), strategy_id, tuple(sorted(tags.items())))
 
         def local_runner() -> TrialRunner:
             _remember(study, run.evaluator)
@@ -243,8 +248,7 @@ def run_strategy(run: StudyRun, strategy: StrategyRun, driver: Driver, parent_id
         job = StrategyJob(study, run.spaces[strategy.name], n_trials or strategy.n_trials, tuple(config.objectives),
                           config.sampler, config.seed, run.storage, run.hardware, run.rungs, context.num_layers,
                           context.num_heads, local_runner=local_runner,
-                          remote_runner=WorkerPlan(config, strategy.name, run.tracker.uri, strategy_id,
-                                                   tuple(sorted(tags.items()))),
+                          remote_runner=WorkerPlan(config, strategy.name, log),
                           on_ended=log, experiment_dir=config.out_dir / "ray", progress=run.progress)
         ran = driver.run(job)
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
@@ -299,13 +303,32 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Callable[[TrialRecord], None]:
+@dataclass
+class TrialLog:
     """Logs each trial as an MLflow run nested under its strategy's run: parameters, objectives, the
-    candidate's figures and files."""
-    def log(record: TrialRecord) -> None:
-        with tracker.run(f"{tags['strategy']}-{record.number}", parent_run_id=strategy_id,
-                         tags={**tags, "trial": str(record.number), "status": record.status},
-                         end_status="KILLED" if record.killed else "FINISHED") as trial_id:
+    candidate's figures and files. Picklable (Ray pickles it into its workers and with its callbacks): the
+    MLflow client is made on first use in the process that logs, and never pickled."""
+
+    tracking_uri: str
+    experiment: str
+    strategy_run_id: str
+    tags: tuple[tuple[str, str], ...]
+    _tracker: Tracker | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tracker": None}
+
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            self._tracker = Tracker(self.tracking_uri, experiment=self.experiment)
+        return self._tracker
+
+    def __call__(self, record: TrialRecord) -> None:
+        tags = dict(self.tags)
+        with self.tracker.run(f"{tags['strategy']}-{record.number}", parent_run_id=self.strategy_run_id,
+                              tags={**tags, "trial": str(record.number), "status": record.status},
+                              end_status="KILLED" if record.killed else "FINISHED") as trial_id:
             metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
                        if isinstance(v, int | float)}
             metrics |= {f"info.{k}": v for k, v in record.info.items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -313,23 +336,19 @@ def trial_logger(tracker: Tracker, strategy_id: str, tags: dict[str, str]) -> Ca
             if record.info:
                 artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
             artifacts |= record.artifacts
-            tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
-                        tags={"error": record.error} if record.error else {})
-
-    return log
+            self.tracker.log(trial_id, params=record.params, metrics=metrics, artifacts=artifacts,
+                             tags={"error": record.error} if record.error else {})
 
 
 @dataclass(frozen=True)
 class WorkerPlan:
     """How a Ray worker process builds a strategy's ``TrialRunner`` (picklable; called in the worker): the
-    study, the strategy, and the MLflow run its trials are logged under. Built once per process
-    (``WORKER_RUNNERS``): Ray reuses its worker processes across trials."""
+    study, the strategy, and the MLflow logger of its trials. Built once per process (``WORKER_RUNNERS``):
+    Ray reuses its worker processes across trials."""
 
     config: StudyConfig
     strategy: str
-    tracking_uri: str
-    strategy_run_id: str
-    tags: tuple[tuple[str, str], ...]
+    log: TrialLog
 
     def __call__(self) -> TrialRunner:
         return WORKER_RUNNERS.runner(self)
@@ -345,15 +364,13 @@ class WorkerRunners:
 
     def runner(self, plan: WorkerPlan) -> TrialRunner:
         folder = plan.config.out_dir.resolve()
-        key = (folder, plan.strategy, plan.strategy_run_id)
+        key = (folder, plan.strategy, plan.log.strategy_run_id)
         if key not in self._runners:
             known = self._contexts.get(folder)
             if known is None or known[0] != plan.config:
                 known = self._contexts[folder] = (plan.config, *build_context(plan.config, progress=False))
             _, context, evaluator = known
-            tracker = Tracker(plan.tracking_uri, experiment=f"headsearch/{plan.config.name}")
-            self._runners[key] = _runner(plan.config, plan.strategy, context, evaluator,
-                                         trial_logger(tracker, plan.strategy_run_id, dict(plan.tags)))
+            self._runners[key] = _runner(plan.config, plan.strategy, context, evaluator, plan.log)
         return self._runners[key]
 
 

@@ -1,14 +1,15 @@
 """Ray Tune driver: the Optuna driver's trials, run as Ray Tune trials on a local Ray instance or a cluster.
 
-Ray Tune's ``OptunaSearch`` asks the study's own Optuna study (same storage, sampler and seed) for each
-trial's parameters, multi-objective (metric and mode lists on the searcher). Each trial runs in a Ray
+``StudySearch`` asks the study's own Optuna study (same storage, sampler and seed) for each trial's
+parameters, multi-objective (metric and mode lists on the searcher). Each trial runs in a Ray
 worker that builds its ``TrialRunner`` once per process (``job.remote_runner``: data, the dense model from the run
 folder, the prepared strategy, MLflow logging), records the same user attributes as the Optuna driver and
 reports the objectives. Strategies that train report after each epoch (``StudyContext.progress_hook``); at
 rungs the worker records its (accuracy, cost) in the storage and reports them to Ray Tune, whose scheduler
 (``RungScheduler``) decides by the same early-stopping rule as the Optuna driver against the rung records
 in the storage, and the searcher records stopped trials as PRUNED. The front is read from the storage
-afterwards, never from Ray's ``ResultGrid`` (which knows one metric).
+afterwards, never from Ray's ``ResultGrid`` (which knows one metric). What Ray Tune pickles (``TunerParts``)
+holds no lock, client, storage engine or progress bar: those are built where they run.
 
 On a cluster (``address``) the run folder, the data and the storage must be reachable from every node at
 the same path or URI: a shared file system and an RDB storage such as PostgreSQL.
@@ -27,10 +28,11 @@ from typing import Any
 
 import optuna
 import ray
+from optuna.trial import TrialState
+from ray import cloudpickle as pickle
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from tqdm.auto import tqdm
 
 from headsearch._process import worker_name
@@ -64,36 +66,52 @@ class RayDriver:
         runner with ``job.remote_runner``; ``job.on_ended`` logs here each trial that ended before its worker
         could record it (stopped early, or its worker failed); the worker's runner records the others."""
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
-        study, hardware, rungs = job.study, dict(job.hardware), job.rungs
-        check_hardware(study, hardware)
-        fail_dead_trials(study)  # trials of an earlier run whose process is gone
-        remaining = job.n_trials - len(counted_trials(study))
+        check_hardware(job.study, dict(job.hardware))
+        fail_dead_trials(job.study)  # trials of an earlier run whose process is gone
+        remaining = job.n_trials - len(counted_trials(job.study))
         if remaining <= 0:
             return 0
-        resources = trial_resources(hardware)
+        resources = trial_resources(job.hardware)
         max_concurrent = self.max_concurrent or max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
-        objectives = list(job.objectives)
-        searcher = _FrontSearch(job.storage, space=_Suggest(job.space, job.num_layers, job.num_heads, hardware),
-                                metric=objectives, mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives],
-                                sampler=SAMPLERS[job.sampler](job.seed), study_name=study.study_name,
-                                storage=optuna_storage(job.storage))
-        scheduler = FIFOScheduler() if rungs.rule == "none" else RungScheduler(rungs, job.storage, study.study_name)
-        trainable = tune.with_resources(
-            tune.with_parameters(_trainable, runner=job.remote_runner, storage=job.storage, study_name=study.study_name,
-                                 objectives=objectives, cwd=os.getcwd(), rungs=rungs),
-            resources)
-        bar = _Progress(remaining, desc=f"{study.study_name.rpartition(':')[2]} (ray)", disable=not job.progress,
-                        on_ended=job.on_ended, rule=rungs.rule)
+        parts = tuner_parts(job, remaining)
         tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
-                                        scheduler=scheduler, num_samples=remaining, reuse_actors=True),
-            run_config=tune.RunConfig(name=f"{study.study_name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=str(job.experiment_dir.resolve()), verbose=0, callbacks=[bar]),
+            tune.with_resources(tune.with_parameters(_trainable, **parts.trainable), resources),
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(parts.searcher, max_concurrent=max_concurrent),
+                                        scheduler=parts.scheduler, num_samples=remaining, reuse_actors=True),
+            run_config=tune.RunConfig(name=f"{job.study.study_name.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=str(job.experiment_dir.resolve()), verbose=0,
+                                      callbacks=[parts.progress]),
         )
         tuner.fit()
-        bar.close()
-        return bar.ended
+        parts.progress.close()
+        return parts.progress.ended
+
+
+@dataclass(frozen=True)
+class TunerParts:
+    """What ``tune.Tuner`` pickles (with the tuner's state, at experiment checkpoints, and into Ray's object
+    store): the trainable's parameters, the searcher, the scheduler and the progress callback. Each holds
+    names, numbers and picklable plans only; Optuna studies, samplers, storages, MLflow clients and progress
+    bars are built in the process that uses them, on first use, and never pickled."""
+
+    trainable: dict[str, Any]
+    searcher: StudySearch
+    scheduler: TrialScheduler
+    progress: Progress
+
+
+def tuner_parts(job: StrategyJob, remaining: int) -> TunerParts:
+    """The parts of the tuner that runs ``remaining`` more trials of ``job``."""
+    study_name, objectives = job.study.study_name, list(job.objectives)
+    searcher = StudySearch(storage=job.storage, study_name=study_name, sampler=job.sampler, seed=job.seed,
+                           objectives=objectives, space=job.space, num_layers=job.num_layers, num_heads=job.num_heads,
+                           hardware=dict(job.hardware))
+    scheduler = FIFOScheduler() if job.rungs.rule == "none" else RungScheduler(job.rungs, job.storage, study_name)
+    trainable = {"runner": job.remote_runner, "storage": job.storage, "study_name": study_name,
+                 "objectives": objectives, "cwd": os.getcwd(), "rungs": job.rungs}
+    progress = Progress(remaining, desc=f"{study_name.rpartition(':')[2]} (ray)", disable=not job.progress,
+                        on_ended=job.on_ended, rule=job.rungs.rule)
+    return TunerParts(trainable, searcher, scheduler, progress)
 
 
 def trial_resources(hardware: Mapping[str, Any]) -> dict[str, float]:
@@ -119,23 +137,6 @@ def ray_instance(address: str | None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-@dataclass(frozen=True)
-class _Suggest:
-    """The searcher's define-by-run space: samples a trial's parameters in the driver process (a class, not
-    a closure: Ray Tune pickles its searcher with each experiment checkpoint)."""
-
-    space: SearchSpace
-    num_layers: int
-    num_heads: int
-    hardware: dict
-
-    def __call__(self, trial: optuna.Trial) -> dict[str, int]:
-        self.space.suggest(trial, self.num_layers, self.num_heads)
-        trial.set_user_attr(WORKER_ATTR, worker_name())  # this process, until a Ray worker takes the trial
-        trial.set_user_attr(HARDWARE_ATTR, self.hardware)
-        return {TRIAL_NUMBER: trial.number}
 
 
 def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str, study_name: str,
@@ -198,24 +199,66 @@ class RungScheduler(FIFOScheduler):
         return TrialScheduler.CONTINUE if go_on else TrialScheduler.STOP
 
 
-class _FrontSearch(OptunaSearch):
-    """``OptunaSearch`` that tells Optuna a trial's objectives only from its final report: a trial stopped at
-    an intermediate report (its objectives unknown) is PRUNED, with that report as ``stopped_early`` (written
-    through the study's storage, found by the trial number every report carries); a failed one FAIL (Ray's own
-    would tell Optuna the NaN placeholders, which it refuses, leaving the trial RUNNING)."""
+class StudySearch(Searcher):
+    """Ray Tune's searcher over the job's Optuna study: ``suggest`` asks the study for a trial and samples the
+    search space into it (in this, the driver process); ``on_trial_complete`` tells the study the outcome
+    from the trial's last report. A trial stopped at an intermediate report (its objectives unknown) is
+    PRUNED with that report as ``stopped_early``; a failed one FAIL.
 
-    def __init__(self, study_storage: str, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.study_storage, self.front_study = study_storage, kwargs["study_name"]
+    An adapter of Optuna's ask/tell, as Ray's ``OptunaSearch`` is, but picklable by construction: it holds
+    the storage URI, the study and sampler names and the seed; the study (with its sampler, whose state
+    need not pickle: NSGA-II's holds a lock since optuna 5.1) is opened on first use in the process that
+    uses it. History lives in the storage, so a searcher restored from a checkpoint samples on from it."""
+
+    def __init__(self, *, storage: str, study_name: str, sampler: str, seed: int, objectives: list[str],
+                 space: SearchSpace, num_layers: int, num_heads: int, hardware: dict[str, Any]):
+        super().__init__(metric=list(objectives),
+                         mode=["max" if DIRECTIONS[o] == "maximize" else "min" for o in objectives])
+        self.storage, self.study_name, self.sampler, self.seed = storage, study_name, sampler, seed
+        self.objectives, self.space, self.hardware = list(objectives), space, hardware
+        self.num_layers, self.num_heads = num_layers, num_heads
+        self.trial_numbers: dict[str, int] = {}  # Ray trial id -> Optuna trial number
+        self._study: optuna.Study | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_study": None}
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = optuna.load_study(study_name=self.study_name, storage=optuna_storage(self.storage),
+                                            sampler=SAMPLERS[self.sampler](self.seed))
+        return self._study
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        trial = self.study.ask()
+        self.trial_numbers[trial_id] = trial.number
+        params = self.space.suggest(trial, self.num_layers, self.num_heads)
+        trial.set_user_attr(WORKER_ATTR, worker_name())  # this process, until a Ray worker takes the trial
+        trial.set_user_attr(HARDWARE_ATTR, self.hardware)
+        return {**params, TRIAL_NUMBER: trial.number}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        number = self.trial_numbers.pop(trial_id, None)
+        if number is None:  # suggested before a restore from a checkpoint: nothing here to tell the study
+            return
         status = (result or {}).get(STATUS)
+        if status == "complete" and not error:
+            self.study.tell(number, [float(result[o]) for o in self.objectives], skip_if_finished=True)
+            return
         if status == "running" and not error:
-            set_attr = _trial_attr_setter(self.study_storage, self.front_study, int(result[TRIAL_NUMBER]))
-            set_attr(EARLY_STOP_ATTR, _stopped_at(result))
-        if status != "complete":
-            result, error = None, error or status == "failed"
-        super().on_trial_complete(trial_id, result, error)
+            _trial_attr_setter(self.storage, self.study_name, number)(EARLY_STOP_ATTR, _stopped_at(result))
+            self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+            return
+        self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
@@ -223,15 +266,20 @@ def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
             "cost": float(result["cost"])}
 
 
-class _Progress(tune.Callback):
+class Progress(tune.Callback):
     """A progress bar of ended trials (Ray Tune's own tables are off), and a ``TrialRecord`` for each trial
     that ended without running to its end in the worker (stopped by the scheduler, or its worker failed),
-    which the worker could not log itself."""
+    which the worker could not log itself (``on_ended``: a picklable logger). The bar is made on the first
+    trial that ends and is not pickled."""
 
     def __init__(self, total: int, *, desc: str, disable: bool, on_ended: Callable[[TrialRecord], None] | None,
                  rule: str):
-        self.ended, self.on_ended, self.rule = 0, on_ended, rule
-        self._bar = tqdm(total=total, desc=desc, unit="trial", disable=disable, leave=False)
+        self.total, self.desc, self.disable, self.on_ended, self.rule = total, desc, disable, on_ended, rule
+        self.ended = 0
+        self._bar: tqdm | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_bar": None}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, None)
@@ -241,6 +289,8 @@ class _Progress(tune.Callback):
 
     def _end(self, trial: Any, error: str | None) -> None:
         self.ended += 1
+        if self._bar is None:
+            self._bar = tqdm(total=self.total, desc=self.desc, unit="trial", disable=self.disable, leave=False)
         self._bar.update(1)
         last = trial.last_result or {}
         stopped = error is None and last.get(STATUS) == "running"
@@ -251,4 +301,5 @@ class _Progress(tune.Callback):
                                       f"stopped early ({self.rule})" if stopped else "", error, info, pruned=stopped))
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
