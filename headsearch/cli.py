@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from headsearch._fs import write_failure
 from headsearch.errors import HeadsearchError
 
 app = typer.Typer(
@@ -537,6 +538,11 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # a write that failed outside a folder write (a file, a database): one line too
+        if debug or write_failure(exc) is None:
+            raise
+        typer.echo(f"error: cannot write ({write_failure(exc)}); free space on that disk or write elsewhere.", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ class ModelError(HeadsearchError):
     """A model folder or checkpoint cannot be loaded, or a model option is invalid."""
 
 
+class WriteError(HeadsearchError):
+    """A file or folder could not be written (a full disk, a quota, no permission); nothing half-written remains."""
+
+
 class ExportError(HeadsearchError):
     """An export folder is incomplete, corrupted or inconsistent."""
 

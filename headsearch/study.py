@@ -26,7 +26,7 @@ import yaml
 from filelock import FileLock
 from optuna.trial import TrialState
 
-from headsearch._fs import atomic_folder
+from headsearch._fs import atomic_folder, removed_on_error
 from headsearch.cost import HardwareProfile
 from headsearch.cost.latency_table import LatencyTable, measure_table
 from headsearch.data.text import TextDataset
@@ -205,19 +205,22 @@ def prepare(config: StudyConfig, *, n_trials: int | None, resume: bool, progress
     recipe = _recipe(config)
     check_source(recipe.source, recipe.head_unit)
     data = load_data(config)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / STUDY_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    context, evaluator = build_context(config, progress=progress, data=data)
-    for info in infos.values():
-        info.cls.check_model(context.dense.model)  # a strategy that cannot run on this model fails before any trial
-    if "labels_matched" in context.dense.meta:
-        echo(f"model: {config.model.source} as it is ({context.dense.meta.get('transformers_class')}), data labels "
-             f"matched {context.dense.meta['labels_matched']}")
-    dense = evaluator.evaluate(HeadConfig.dense(context.num_layers, context.num_heads))
+    # a fresh start that fails (a broken weight file, a full disk, Ctrl-C) leaves no run folder behind, so the
+    # same command runs once the cause is fixed; a resumed run or a worker keeps what the folder held
+    with contextlib.nullcontext() if resume else removed_on_error(out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STUDY_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        context, evaluator = build_context(config, progress=progress, data=data)
+        for info in infos.values():
+            info.cls.check_model(context.dense.model)  # a strategy that cannot run on this model fails before any trial
+        if "labels_matched" in context.dense.meta:
+            echo(f"model: {config.model.source} as it is ({context.dense.meta.get('transformers_class')}), data labels "
+                 f"matched {context.dense.meta['labels_matched']}")
+        dense = evaluator.evaluate(HeadConfig.dense(context.num_layers, context.num_heads))
     echo(f"dense: accuracy {dense.accuracy:.4f} on {context.search.name}, {dense.flops / 1e6:.1f} MFLOPs, "
          f"{dense.latency_ms:.2f} ms")
     with FileLock(out / ".tracking.lock"):  # workers started together would race to create MLflow's tables
-        tracker = Tracker(config.tracking_uri, experiment=f"headsearch/{config.name}")
+        tracker = Tracker(config.tracking_uri, experiment=experiment_name(config))
     for run_id in tracker.close_stale_runs():
         echo(f"MLflow run {run_id} of a killed process ended as FAILED")
     hardware = evaluator.profile.to_dict()

@@ -1,6 +1,6 @@
 """``headsearch init``: a ready study YAML for the user's model folder and data file.
 
-The model folder is checked (a supported family, a ``*ForSequenceClassification`` head), the data's
+The model folder is checked (a supported family, a ``*ForSequenceClassification`` head, whole weights), the data's
 columns are detected or taken as named, and its labels are matched to the model's ``id2label`` before
 anything is written; the study is validated by the same reader ``headsearch run`` uses, then written.
 """
@@ -12,10 +12,9 @@ from pathlib import Path
 
 from headsearch.data.columns import guess_columns, sample_columns
 from headsearch.data.files import Columns, detect_format, read_file
-from headsearch.errors import HeadsearchError, ModelError
-from headsearch.models.hf.families import family_for
+from headsearch.errors import HeadsearchError
 from headsearch.models.hf.folder import read_config
-from headsearch.models.hf.user_model import is_sequence_classifier
+from headsearch.models.hf.user_model import check_classifier_folder
 from headsearch.study_config import load_study
 
 # a first study: every strategy that runs on a transformers model, a few trials each (raise n_trials later,
@@ -52,11 +51,8 @@ def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = No
     """Write ``out``, a study of ``model_dir`` on ``data``; returns ``out``."""
     if out.exists() and not overwrite:
         raise HeadsearchError(f"{out} already exists; pass --overwrite or choose another --out.")
+    family = check_classifier_folder(model_dir)  # the checks `run` makes before it writes anything, weights included
     config = read_config(model_dir)
-    family = family_for(config.get("model_type"), where=str(model_dir))
-    if not is_sequence_classifier(config):
-        raise ModelError(f"{model_dir}: architectures {config.get('architectures')} name no *ForSequenceClassification "
-                         "model; init writes a study for a fine-tuned classifier.")
     id2label = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels", 2)))}
     labels = [str(id2label[k]) for k in sorted(id2label, key=int)]
     if not data.exists():

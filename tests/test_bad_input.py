@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -162,3 +163,96 @@ def test_cost_of_an_export_folder(monkeypatch, capsys, tmp_path):
                          "--repeats", "2")
     assert code == 0, err
     assert "measured speedup of config over folder" in out
+
+
+# -- the inputs and faults a probe of users' cases found (issue 29): one line, exit 2, nothing written -----------
+@pytest.fixture()
+def user_study(tmp_path):
+    """A user's tiny BERT classifier folder and CSV, and a study of them whose run folder is ``tmp_path/run``."""
+    model = save_tiny_classifier("bert", tmp_path / "clf")
+    (tmp_path / "data.csv").write_text("text,label\n" + "\n".join(
+        f"the movie {'good' if i % 2 else 'bad'} {i},{'positive' if i % 2 else 'negative'}" for i in range(30)) + "\n")
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}], model={"source": str(model), "train": None},
+                data={"file": "data.csv", "split": {"dev": 0.2}})
+    return model
+
+
+def test_an_excel_csv_with_a_byte_order_mark_is_data(monkeypatch, capsys, tmp_path, user_study):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: init detects the columns by their names, run reads it."""
+    rows = (tmp_path / "data.csv").read_text()
+    (tmp_path / "excel.csv").write_bytes("\ufeff".encode() + rows.replace("\n", "\r\n").encode())
+    code, out, err = cli(monkeypatch, capsys, tmp_path, "init", "clf", "--data", "excel.csv", "--out", "excel.yaml")
+    assert code == 0, err
+    study = (tmp_path / "excel.yaml").read_text()
+    assert "text_column: text\n" in study and "label_column: label\n" in study and "\ufeff" not in study
+
+
+@pytest.mark.parametrize("command", ["init", "run"])
+def test_a_plain_folder_as_data_is_one_line(refused, tmp_path, user_study, command):
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.csv").write_text((tmp_path / "data.csv").read_text())
+    if command == "init":
+        refused("splits: a folder, but not one written by `datasets` save_to_disk", "init", "clf", "--data", "splits")
+    else:
+        write_study(tmp_path, [{"name": "dense", "n_trials": 1}], model={"source": str(user_study), "train": None},
+                    data={"file": "splits", "split": {"dev": 0.2}})
+        refused("it holds train.csv: give a file", "run", "study.yaml")
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda w: w.write_bytes(w.read_bytes()[: w.stat().st_size // 2]), "model.safetensors: cut short or corrupted"),
+    (lambda w: w.unlink(), "clf: no weights (model.safetensors"),
+])
+def test_a_broken_weight_file_is_refused_before_anything_is_written(refused, monkeypatch, capsys, tmp_path, user_study,
+                                                                    damage, message):
+    weights = user_study / "model.safetensors"
+    whole = weights.read_bytes()
+    damage(weights)
+    refused(message, "run", "study.yaml")
+    refused(message, "init", "clf", "--data", "data.csv")
+    weights.write_bytes(whole)  # restored: the same command runs, nothing left over says "already holds a run"
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "run", "study.yaml")
+    assert code == 0, err
+
+
+def test_a_failed_start_removes_the_run_folder_it_made(monkeypatch, capsys, tmp_path, user_study):
+    """A disk that fills while the user's model is copied into the run folder: safetensors' own error becomes one
+    line naming the folder, and the run folder (study.yaml written before the copy) is gone."""
+    from safetensors import SafetensorError
+
+    def full_disk(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_model", full_disk)
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "run", "study.yaml")
+    assert code == 2 and _one_error_line(err).startswith("error: cannot write") and "No space left on device" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 64 KiB file system (tmpfs) at ``tmp_path/disk``: a run folder's study.yaml fits, a model copy does not.
+    Mounting needs root (CI and these machines run as root); elsewhere the test skips."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip() or 'not root'})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_during_the_model_copy_is_one_line_and_leaves_nothing(monkeypatch, capsys, tmp_path, user_study,
+                                                                         small_disk):
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "run", "study.yaml", "--out", str(small_disk / "run"))
+    assert code == 2 and _one_error_line(err).startswith("error: cannot write") and "No space left on device" in err, err
+    assert list(small_disk.iterdir()) == []
+
+
+def _one_error_line(err: str) -> str:
+    """The error line of a run that failed after loading the model (transformers' loading bar comes before it)."""
+    lines = err.replace("\r", "\n").strip().splitlines()
+    assert sum(line.startswith("error:") for line in lines) == 1 and lines[-1].startswith("error:"), err
+    return lines[-1]

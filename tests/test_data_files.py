@@ -40,6 +40,21 @@ def test_formats_read_the_same_rows(tmp_path, suffix):
     assert single.pairs is None and single.texts[0] == "great film. it was fun"
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path, suffix):
+    """Excel's "CSV UTF-8" (and some JSON Lines writers) start the file with U+FEFF: read as data, and the first
+    column keeps its name for detection too."""
+    from headsearch.data.columns import guess_columns, sample_columns
+
+    plain = tmp_path / f"plain{suffix}"
+    write_jsonl(plain) if suffix == ".jsonl" else write_csv(plain, sep="\t" if suffix == ".tsv" else ",")
+    marked = tmp_path / f"marked{suffix}"
+    marked.write_bytes("\ufeff".encode() + plain.read_bytes())
+    assert guess_columns(sample_columns(marked)) == ("premise", "hypothesis", "label")
+    a, b = read_file(marked, PAIR), read_file(plain, PAIR)
+    assert (a.texts, a.pairs, a.labels, a.label_names) == (b.texts, b.pairs, b.labels, b.label_names)
+
+
 def test_datasets_folder(tmp_path):
     datasets = pytest.importorskip("datasets", reason="the optional extra headsearch[datasets] is not installed")
     features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),

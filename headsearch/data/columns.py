@@ -12,7 +12,7 @@ import json
 from itertools import islice
 from pathlib import Path
 
-from headsearch.data.files import detect_format
+from headsearch.data.files import detect_format, load_datasets_folder, open_text
 from headsearch.errors import DataError
 
 TEXT_NAMES = ("text", "sentence", "content", "review", "document", "body", "question", "utterance", "tweet")
@@ -28,13 +28,13 @@ def sample_columns(path: Path, format: str | None = None) -> dict[str, list[str]
     if kind == "datasets":
         import datasets
 
-        ds = datasets.load_from_disk(str(path))
+        ds = load_datasets_folder(path)
         if isinstance(ds, datasets.DatasetDict):
             ds = ds["train"] if "train" in ds else next(iter(ds.values()))
         rows = ds.select(range(min(SAMPLE_ROWS, len(ds))))
         return {c: [str(v) for v in rows[c]] for c in ds.column_names}
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        with open_text(path) as f:
             if kind == "jsonl":
                 records = [json.loads(line) for line in islice(f, SAMPLE_ROWS) if line.strip()]
                 names = list(dict.fromkeys(k for r in records if isinstance(r, dict) for k in r))

@@ -89,7 +89,7 @@ def read_file(path: str | Path, columns: Columns, *, format: str | None = None, 
 
 def _table_rows(path: Path, columns: Columns, kind: str) -> Iterator[_Row]:
     delimiter = "\t" if kind == "tsv" else ","
-    with _open(path) as f:
+    with open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             header = next(reader) if columns.header else None
@@ -117,7 +117,7 @@ def _positions(path: Path, columns: Columns, header: list[str] | None) -> dict[C
         if bad:
             raise DataError(f"{path}: without a header row, columns are 0-based positions; got names {bad}.")
         return {c: c for c in columns.needed}
-    header = [h.strip().lstrip("\ufeff") for h in header]
+    header = [h.strip() for h in header]
     missing = [c for c in columns.needed if (c not in header if isinstance(c, str) else not 0 <= c < len(header))]
     if missing:
         raise DataError(f"{path}:1: column(s) {missing} not in the header {header}; name the text, pair and label "
@@ -128,7 +128,7 @@ def _positions(path: Path, columns: Columns, header: list[str] | None) -> dict[C
 def _jsonl_rows(path: Path, columns: Columns) -> Iterator[_Row]:
     if any(isinstance(c, int) for c in columns.needed):
         raise DataError(f"{path}: JSON Lines columns are keys, not positions.")
-    with _open(path) as f:
+    with open_text(path) as f:
         lineno = 0
         try:
             for lineno, line in enumerate(f, start=1):
@@ -149,15 +149,34 @@ def _jsonl_rows(path: Path, columns: Columns) -> Iterator[_Row]:
             raise _not_utf8(path) from exc
 
 
-def _datasets_rows(path: Path, columns: Columns, split: str | None) -> tuple[list[_Row], tuple[str, ...] | None]:
+# what `datasets` save_to_disk writes at the top of a folder: a DatasetDict's index, or a Dataset's state
+_DATASETS_MARKERS = ("dataset_dict.json", "state.json")
+
+
+def load_datasets_folder(path: Path):
+    """The ``datasets.Dataset`` or ``DatasetDict`` that ``save_to_disk`` wrote to ``path``; any other folder is
+    one line saying what to give instead."""
+    if not any((path / marker).is_file() for marker in _DATASETS_MARKERS):
+        tables = sorted(p.name for p in path.iterdir() if p.suffix.lower() in _SUFFIXES)
+        hint = (f"it holds {', '.join(tables[:4])}{' ...' if len(tables) > 4 else ''}: give a file (data.file, or "
+                "data.train / data.dev / data.test; --data FILE --dev FILE)") if tables else \
+            "give a CSV, TSV or JSON Lines file"
+        raise DataError(f"{path}: a folder, but not one written by `datasets` save_to_disk (no "
+                        f"{' or '.join(_DATASETS_MARKERS)}); {hint}.")
     try:
         import datasets
     except ImportError as exc:
         raise DataError("Reading a Hugging Face `datasets` folder needs `pip install headsearch[datasets]`.") from exc
     try:
-        ds = datasets.load_from_disk(str(path))
+        return datasets.load_from_disk(str(path))
     except Exception as exc:  # datasets raises many types; the user needs the folder and the cause
-        raise DataError(f"{path}: not a folder written by `datasets` save_to_disk ({exc}).") from exc
+        raise DataError(f"{path}: cannot read this `datasets` folder ({type(exc).__name__}: {exc}).") from exc
+
+
+def _datasets_rows(path: Path, columns: Columns, split: str | None) -> tuple[list[_Row], tuple[str, ...] | None]:
+    import datasets
+
+    ds = load_datasets_folder(path)
     if isinstance(ds, datasets.DatasetDict):
         if split is None or split not in ds:
             raise DataError(f"{path}: holds the splits {sorted(ds)}; name one of them for each split.")
@@ -228,8 +247,10 @@ def _is_int(value: str) -> bool:
     return value.lstrip("-").isdigit()
 
 
-def _open(path: Path):
-    return path.open(encoding="utf-8", newline="")
+def open_text(path: Path):
+    """A text file as csv and json read it: UTF-8, a byte-order mark (Excel's "CSV UTF-8") dropped, line ends
+    left to the csv reader (a quoted field may hold a newline)."""
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def _not_utf8(path: Path) -> DataError:

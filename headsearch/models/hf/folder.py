@@ -39,6 +39,41 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
+# what from_pretrained reads, in its order of preference: one file, or an index of shards
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_weights(folder: str | Path) -> None:
+    """One line when ``folder`` holds no weights that ``from_pretrained`` reads, or when a safetensors file
+    (or shard) is cut short or corrupted: its header and size are checked, not its tensors (fast, reads a
+    few bytes). A ``.bin`` file is checked when it is loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    found = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    if found is None:
+        raise ModelError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES[:3])}); save the model with "
+                         "save_pretrained, or copy its weight files too.")
+    files = [found]
+    if found.name.endswith(".index.json"):
+        try:
+            shards = sorted(set(json.loads(found.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"{found}: not a weight index ({type(exc).__name__}: {exc}).") from exc
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise ModelError(f"{found}: shard(s) {missing[:3]} missing; copy every shard the index names.")
+        files = [folder / s for s in shards]
+    for file in files:
+        if file.suffix != ".safetensors":
+            continue
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"{file}: cut short or corrupted ({exc}); copy the model folder again.") from exc
+
+
 SHAPE_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers")
 
 

@@ -10,7 +10,7 @@ import torch
 from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.errors import ModelError
 from headsearch.models.hf.families import Family, family_for
-from headsearch.models.hf.folder import check_shape, read_config
+from headsearch.models.hf.folder import check_shape, check_weights, read_config
 from headsearch.models.hf.model import UNITS, TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
@@ -20,8 +20,8 @@ def is_sequence_classifier(config: dict[str, Any]) -> bool:
 
 
 def check_classifier_folder(folder: str | Path, unit: str = "query") -> Family:
-    """What can be checked of a classifier folder without reading its weights: a supported family, a
-    ``*ForSequenceClassification`` architecture, a complete shape; returns the family."""
+    """What can be checked of a classifier folder without loading its weights: a supported family, a
+    ``*ForSequenceClassification`` architecture, a complete shape, weight files whole; returns the family."""
     raw = read_config(folder)
     family = family_for(raw.get("model_type"), where=str(folder))
     if not is_sequence_classifier(raw):
@@ -32,6 +32,7 @@ def check_classifier_folder(folder: str | Path, unit: str = "query") -> Family:
     from transformers import CONFIG_MAPPING
 
     check_shape(folder, raw, aliases=dict(CONFIG_MAPPING[raw["model_type"]].attribute_map))
+    check_weights(folder)
     return family
 
 
@@ -44,8 +45,9 @@ def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query")
 
     try:
         hf = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"{folder}: transformers cannot load the model ({str(exc).splitlines()[0]}).") from exc
+    except Exception as exc:  # OSError, ValueError, torch's and safetensors' own errors: the user needs the cause
+        raise ModelError(f"{folder}: transformers cannot load the model ({type(exc).__name__}: "
+                         f"{(str(exc).splitlines() or [''])[0]}).") from exc
     hf.eval()
     tokenizer = TransformersTokenizer.load(folder)
     if family.decoder and hf.config.pad_token_id is None:  # it classifies from the last token before padding
