@@ -22,6 +22,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained_tiny():
+    """``tiny_context(trained=True)``, trained once for the session (about 4 s), for tests that only read it
+    (scoring, statistics): none may train it further or fill its caches."""
+    from headsearch.testing import tiny_context
+
+    return tiny_context(trained=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_task():
     return negation_task(200, seed=3, max_len=12)
 

@@ -95,8 +95,8 @@ def test_jm_bhattacharyya_and_wasserstein_of_two_gaussians():
     assert separability_features(three, "jm").shape == (2, 3 * 4)  # heads x (pairs * dimensions)
 
 
-def test_signature_statistics_stream_exactly():
-    context = tiny_context(trained=True)
+def test_signature_statistics_stream_exactly(trained_tiny):
+    context = trained_tiny
     one_pass = class_stats(context.dense, context.scoring, pool_size=4, batch_size=len(context.scoring))
     streamed = class_stats(context.dense, context.scoring, pool_size=4, batch_size=3)  # other padding too
     assert one_pass.heads == streamed.heads and len(one_pass.heads) == 12
