@@ -9,12 +9,13 @@ sequence length), since its cost depends on the input.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 
 from headsearch.core import Candidate
-from headsearch.cost import HardwareProfile, count_flops, count_params, measure_speedup
+from headsearch.cost import HardwareProfile, Speedup, count_flops, count_params, measure_speedup
 from headsearch.cost.flops import mean_flops
 from headsearch.cost.latency_table import LatencyTable
 from headsearch.data.text import TextDataset
@@ -49,8 +50,9 @@ class Evaluator:
     """Scores candidates against one dense model on one split and hardware profile.
 
     The split is tokenised once; evaluations are memoised by HeadConfig (a study proposes the same
-    configuration many times); latency is the pruned model's, measured interleaved with the dense one,
-    or with a ``table`` predicted from it, every ``check_every``-th configuration measured as well.
+    configuration many times); latency is the pruned model's, measured interleaved with the dense one once
+    per layout (``HeadedModel.layout``: heads kept per layer, which heads do not change the shapes run), or
+    with a ``table`` predicted from it, every ``check_every``-th configuration measured as well.
     """
 
     def __init__(self, dense: TextClassifier, data: TextDataset, profile: HardwareProfile, *, repeats: int = 11,
@@ -65,7 +67,7 @@ class Evaluator:
         self._dense_config = HeadConfig.dense(shape.num_layers, shape.num_heads)
         self._dense_flops = count_flops(shape, self._dense_config, profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
-        self._latency_ratios: dict[HeadConfig, float] = {}  # cost_ratio's measurements
+        self._timings: dict[tuple, Speedup] = {}  # by HeadedModel.layout: latency is priced once per layout
 
     def accuracy(self, model: HeadedModel) -> float:
         return self._split.accuracy(model)
@@ -105,10 +107,16 @@ class Evaluator:
             return known.latency_ms / known.dense_latency_ms
         if self.table is not None:
             return self.table.predict(cost) / self.table.predict(self._dense_config)
-        if cost not in self._latency_ratios:
-            timing = measure_speedup(self.dense.model, self.dense.model.prune(cost), self.profile, repeats=self.repeats)
-            self._latency_ratios[cost] = timing.pruned.median_ms / timing.dense.median_ms
-        return self._latency_ratios[cost]
+        timing = self._timing(cost, lambda: self.dense.model.prune(cost))
+        return timing.pruned.median_ms / timing.dense.median_ms
+
+    def _timing(self, config: HeadConfig, pruned: Callable[[], HeadedModel]) -> Speedup:
+        """The dense model and ``pruned()`` (the dense model's layout pruned to ``config``) timed interleaved,
+        once per layout (``HeadedModel.layout``): equal layouts run the same shapes, whichever heads."""
+        layout = self.dense.model.layout(config)
+        if layout not in self._timings:
+            self._timings[layout] = measure_speedup(self.dense.model, pruned(), self.profile, repeats=self.repeats)
+        return self._timings[layout]
 
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:
         """Reuse objectives measured earlier (a resumed study's completed trials)."""
@@ -158,7 +166,7 @@ class Evaluator:
         flops = count_flops(model.shape, config, self.profile.seq_len).total
         checked = None
         if self.table is None:
-            timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+            timing = self._timing(config, lambda: model)
             latency, dense_latency = timing.pruned.median_ms, timing.dense.median_ms
         else:
             latency, dense_latency = self.table.predict(config), self.table.predict(self._dense_config)

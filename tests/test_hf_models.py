@@ -210,3 +210,30 @@ def test_decoder_without_a_pad_token_id_pads_with_its_end_token(tmp_path):
     alone = torch.cat([clf.logits([t]) for t in TEXTS])
     assert torch.allclose(clf.logits(TEXTS), alone, atol=1e-4)
     assert "qwen2" in DECODERS
+
+
+def _structure(model) -> list:
+    """What runs: every module's class and every parameter's and buffer's shape, in order."""
+    return [(name, type(m).__name__, [tuple(p.shape) for p in (*m.parameters(recurse=False), *m.buffers(recurse=False))])
+            for name, m in model.named_modules()]
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_equal_layouts_prune_to_the_same_shapes(family, tmp_path):
+    """``layout`` is what latency is memoised by: configurations of equal layout prune to models of identical
+    module classes and tensor shapes (so they run the same kernels), other layouts do not. Grouped-query
+    attention: the query heads kept per surviving key/value group decide the layout, not only their total."""
+    model = open_classifier(save_tiny_classifier(family, tmp_path / family), max_length=16).model
+    rng = random.Random(0)
+    by_layout: dict[tuple, list] = {}
+    for _ in range(40):
+        config = HeadConfig(tuple(tuple(sorted(rng.sample(range(4), rng.randint(0, 4)))) for _ in range(2)), 4)
+        by_layout.setdefault(model.layout(config), []).append(config)
+    structures = {layout: _structure(model.prune(configs[0])) for layout, configs in by_layout.items()}
+    assert len(set(map(repr, structures.values()))) == len(structures)  # other layouts, other shapes
+    for layout, configs in by_layout.items():
+        for config in configs[1:]:
+            assert _structure(model.prune(config)) == structures[layout]
+    assert any(len(configs) > 1 and len({c.kept for c in configs}) > 1 for configs in by_layout.values())
+    if family == "llama":  # two query heads in one group, or one in each: the same count, another layout
+        assert model.layout(HeadConfig(((0, 1), (0, 1)), 4)) != model.layout(HeadConfig(((0, 2), (0, 1)), 4))

@@ -88,6 +88,12 @@ class HeadedModel(nn.Module, metaclass=ABCMeta):
     def prune(self, config: HeadConfig) -> HeadedModel:
         """A structurally smaller copy keeping ``config``'s heads; this model is left unchanged."""
 
+    def layout(self, config: HeadConfig) -> tuple:
+        """What the speed of this model pruned to ``config`` depends on: configurations of equal layout run
+        the same shapes through the same kernels, whichever heads they keep and whatever their weights, so
+        a latency measured for one prices them all. Here: heads kept per layer."""
+        return tuple(len(kept) for kept in config.kept)
+
     @abstractmethod
     def reinitialized(self, seed: int) -> HeadedModel:
         """A fresh random initialisation of the same (dense) architecture, for training from scratch."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -176,6 +177,14 @@ class TransformersClassifier(HeadedModel):
             prune_layer(layer, self.family, head_dim=self.head_dim, group_size=self._group, current=now, keep=wanted)
         return TransformersClassifier(hf, self.family, unit=self.unit, pair_separator=self.pair_separator,
                                       kept=keep, shape=self._shape)
+
+    def layout(self, config: HeadConfig) -> tuple:
+        """Grouped-query attention searched by query head: per layer, the query heads kept in each surviving
+        key/value group, sorted. Groups that keep equal numbers run the stock layout, unequal ones repeat
+        key/value heads (``RepeatedHeads``); either way the shapes depend on these numbers alone."""
+        if self._group == 1 or self.unit == "kv_group":
+            return super().layout(config)
+        return tuple(tuple(sorted(Counter(q // self._group for q in units).values())) for units in config.kept)
 
     def reinitialized(self, seed: int) -> TransformersClassifier:
         torch.manual_seed(seed)
