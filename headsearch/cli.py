@@ -539,9 +539,10 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(getattr(exc, "exit_code", 2))
     except OSError as exc:  # a write that failed outside a folder write (a file, a database): one line too
-        if debug or write_failure(exc) is None:
+        cause = write_failure(exc)
+        if debug or cause is None:
             raise
-        typer.echo(f"error: cannot write ({write_failure(exc)}); free space on that disk or write elsewhere.", err=True)
+        typer.echo(f"error: cannot write ({cause}); free space on that disk or write elsewhere.", err=True)
         sys.exit(2)
 
 
