@@ -136,8 +136,9 @@ def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slo
                 trials = optuna.load_study(study_name="tiny:slow-heads", storage=optuna_storage(storage)).trials
             except Exception:  # the storage or the study does not exist yet
                 continue
-            hung = [t for t in trials if t.state == TrialState.RUNNING and t.number == 2
-                    and not t.user_attrs.get("worker", "").endswith(f":{os.getpid()}")]
+            # the driver asks for the trial before a worker takes it: wait until a worker has written its pid
+            hung = [t for t in trials if t.state == TrialState.RUNNING and t.number == 2 and "worker" in t.user_attrs
+                    and not t.user_attrs["worker"].endswith(f":{os.getpid()}")]
             if hung:
                 time.sleep(0.5)  # inside its proposal
                 killed.append(int(hung[0].user_attrs["worker"].rpartition(":")[2]))
