@@ -387,10 +387,10 @@ def init(
     typer.echo(f"wrote {written}; run it with: headsearch run {written}")
 
 
-EARLY_STOPPING = typer.Option(help="Stop trials of strategies that train (gates, budgetformer, recovery) when "
-                                   "outranked after an epoch, by the study's early_stopping rule (default mo_asha: "
-                                   "successive halving on accuracy and cost). --no-early-stopping runs every trial "
-                                   "to its end.")
+EARLY_STOPPING = typer.Option(help="Stop a trial when it is outranked after an epoch of training (gates, budgetformer, "
+                                   "recovery) or after a share of the search split's rows (every candidate: 1/8, 1/4, "
+                                   "1/2), by the study's early_stopping rule (default mo_asha: successive halving on "
+                                   "accuracy and cost). --no-early-stopping trains and scores every trial in full.")
 
 
 @app.command()
@@ -449,17 +449,17 @@ def worker(
 
 def _summary(run_dir: Path):
     from headsearch.report import summarise
-    from headsearch.study import load_points, load_run
+    from headsearch.study import load_points, load_run, load_time_spent
 
     info = load_run(run_dir)
-    return info, summarise(load_points(run_dir), info["dense"]["accuracy"], info["strategies"])
+    return info, summarise(load_points(run_dir), info["dense"]["accuracy"], info["strategies"], load_time_spent(run_dir))
 
 
 def _report(run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from headsearch.report import front_rows, write_report
+    from headsearch.report import TimeSpent, front_rows, write_report
     from headsearch.study import table_errors
 
     info, summary = _summary(run_dir)
@@ -476,9 +476,15 @@ def _report(run_dir: Path) -> None:
         front.add_column(col)
     for row in front_rows(summary.combined_front):
         front.add_row(*row)
+    spent = Table(title="where the time went: seconds summed over trials; stopped at a row rung; share of rows scored")
+    for col in TimeSpent.COLUMNS:
+        spent.add_column(col)
+    for t in summary.time_spent:
+        spent.add_row(*t.row())
     console = Console()
     console.print(table)
     console.print(front)
+    console.print(spent)
     if summary.knee is not None:
         console.print(f"knee: {summary.knee.strategy} trial {summary.knee.trial} (latency ratio "
                       f"{summary.knee.latency_ratio:.3f}){'' if summary.knee_note is None else f'; {summary.knee_note}'}")

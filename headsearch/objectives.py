@@ -5,10 +5,15 @@ structurally pruned model, never on a masked one (masking is not speed). A route
 budgets) is measured through its runtime, which computes only each input's chosen heads: FLOPs are the
 mean over the split's examples and latency is timed on the split's own rows (padded to the profile's
 sequence length), since its cost depends on the input.
+
+A pruned model's accuracy is scored in rungs of rows (``Rungs.row_levels``): after each share of the split the
+driver's ``report`` may stop the candidate (``StoppedEarly``) before more rows are scored or its latency is
+measured. Where the time goes is counted in ``spent``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -24,6 +29,9 @@ from headsearch.models.encoded import EncodedSplit
 from headsearch.models.headed import HeadedModel
 from headsearch.models.routing import router_flops
 from headsearch.models.text_classifier import TextClassifier
+
+# a candidate's accuracy on the first ``rows`` rows, and its FLOPs ratio; may raise to stop it there
+RowsReport = Callable[[int, float, float], None]
 
 
 @dataclass(frozen=True)
@@ -46,48 +54,86 @@ class Objectives:
         return asdict(self)
 
 
+@dataclass
+class Spent:
+    """What an evaluator has spent so far: seconds scoring accuracy and measuring latency, rows scored."""
+
+    scoring_s: float = 0.0
+    latency_s: float = 0.0
+    rows: int = 0
+
+    def since(self, before: Spent) -> dict[str, float]:
+        return {"scoring_s": round(self.scoring_s - before.scoring_s, 3),
+                "latency_s": round(self.latency_s - before.latency_s, 3), "rows_scored": self.rows - before.rows}
+
+
 class Evaluator:
     """Scores candidates against one dense model on one split and hardware profile.
 
     The split is tokenised once; evaluations are memoised by HeadConfig (a study proposes the same
-    configuration many times); latency is the pruned model's, measured interleaved with the dense one once
-    per layout (``HeadedModel.layout``: heads kept per layer, which heads do not change the shapes run), or
-    with a ``table`` predicted from it, every ``check_every``-th configuration measured as well.
+    configuration many times), and so are the row segments a stopped candidate was scored on; latency is the
+    pruned model's, measured interleaved with the dense one once per layout (``HeadedModel.layout``: heads
+    kept per layer, which heads do not change the shapes run), or with a ``table`` predicted from it, every
+    ``check_every``-th configuration measured as well. ``row_levels``: the row counts a candidate's accuracy
+    is reported at (``seed`` orders the rows).
     """
 
     def __init__(self, dense: TextClassifier, data: TextDataset, profile: HardwareProfile, *, repeats: int = 11,
-                 batch_size: int = 64, table: LatencyTable | None = None, check_every: int = 5):
+                 batch_size: int = 64, table: LatencyTable | None = None, check_every: int = 5,
+                 row_levels: tuple[int, ...] = (), seed: int = 0):
         self.dense = dense
         self.data = data
         self.profile = profile
         self.repeats = repeats
         self.table, self.check_every, self._predicted = table, check_every, 0
-        self._split = EncodedSplit(dense, data, batch_size=batch_size)
+        self._split = EncodedSplit(dense, data, batch_size=batch_size, seed=seed)
+        self.levels = tuple(row_levels)
         shape = dense.model.shape
         self._dense_config = HeadConfig.dense(shape.num_layers, shape.num_heads)
         self._dense_flops = count_flops(shape, self._dense_config, profile.seq_len).total
         self._memo: dict[HeadConfig, Objectives] = {}
+        self._segments: dict[HeadConfig, list[tuple[int, int]]] = {}  # (rows, correct) per segment scored
         self._timings: dict[tuple, Speedup] = {}  # by HeadedModel.layout: latency is priced once per layout
+        self.spent = Spent()
 
-    def accuracy(self, model: HeadedModel) -> float:
-        return self._split.accuracy(model)
-
-    def evaluate(self, config: HeadConfig) -> Objectives:
-        """Objectives of the dense model structurally pruned to ``config`` (memoised)."""
+    def evaluate(self, config: HeadConfig, report: RowsReport | None = None) -> Objectives:
+        """Objectives of the dense model structurally pruned to ``config`` (memoised; a configuration proposed
+        again after it was stopped is reported its memoised segments again, and scored on from there)."""
         if config not in self._memo:
-            self._memo[config] = self.evaluate_model(self.dense.model.prune(config))
+            self._memo[config] = self.evaluate_model(self.dense.model.prune(config), report, memo=True)
+            self._segments.pop(config, None)
         return self._memo[config]
 
-    def evaluate_candidate(self, candidate: Candidate) -> Objectives:
-        """Objectives of a candidate: its own model (sliced to its head_config) when it has one, else ``evaluate``."""
+    def evaluate_candidate(self, candidate: Candidate, report: RowsReport | None = None) -> Objectives:
+        """Objectives of a candidate: its own model (sliced to its head_config) when it has one, else ``evaluate``.
+        ``report``: told the accuracy at each row rung (not for a routed model, whose cost is per input)."""
         if candidate.model is not None and candidate.model.router is not None:
             return self.evaluate_routed(candidate.model)
         if candidate.model is not None:
             model = candidate.model.model
             if model.head_config != candidate.head_config:
                 model = model.prune(candidate.head_config)  # raises if the model lacks some of the heads
-            return self.evaluate_model(model)
-        return self.evaluate(candidate.head_config)
+            return self.evaluate_model(model, report)
+        return self.evaluate(candidate.head_config, report)
+
+    def _scored(self, model: HeadedModel, report: RowsReport | None, *, memo: bool) -> float:
+        """Accuracy of ``model`` on every row, segment by segment (``EncodedSplit.segments``), ``report`` told
+        after each segment but the last. ``memo``: keep the segments scored by the model's head configuration."""
+        config = model.head_config
+        done = self._segments.setdefault(config, []) if memo else []
+        fresh = self._split.counts(model, self.levels, start=len(done))
+        flops_ratio = count_flops(model.shape, config, self.profile.seq_len).total / self._dense_flops
+        rows = correct = 0
+        for k in range(len(self.levels) + 1):
+            if k == len(done):
+                start = time.perf_counter()
+                done.append(next(fresh))
+                self.spent.scoring_s += time.perf_counter() - start
+                self.spent.rows += done[k][0]
+            rows, correct = rows + done[k][0], correct + done[k][1]
+            if report is not None and k < len(self.levels):
+                report(rows, correct / rows, flops_ratio)
+        return correct / rows
 
     def evaluate_classifier(self, clf: TextClassifier) -> Objectives:
         """Objectives of a classifier as it stands, pruned or routed (for example one reloaded from an export)."""
@@ -115,8 +161,15 @@ class Evaluator:
         once per layout (``HeadedModel.layout``): equal layouts run the same shapes, whichever heads."""
         layout = self.dense.model.layout(config)
         if layout not in self._timings:
-            self._timings[layout] = measure_speedup(self.dense.model, pruned(), self.profile, repeats=self.repeats)
+            self._timings[layout] = self._measure(self.dense.model, pruned())
         return self._timings[layout]
+
+    def _measure(self, dense: HeadedModel, pruned: HeadedModel | torch.nn.Module, **kwargs) -> Speedup:
+        start = time.perf_counter()
+        try:
+            return measure_speedup(dense, pruned, self.profile, repeats=self.repeats, **kwargs)
+        finally:
+            self.spent.latency_s += time.perf_counter() - start
 
     def remember(self, config: HeadConfig, objectives: Objectives) -> None:
         """Reuse objectives measured earlier (a resumed study's completed trials)."""
@@ -126,12 +179,14 @@ class Evaluator:
         """Objectives of a routed model: accuracy and mean FLOPs per example over the split, latency
         timed on the split's rows, interleaved with the dense model on the same rows."""
         shape, router = clf.model.shape, clf.router
+        start = time.perf_counter()
         with router.tracing() as trace:
-            accuracy = self.accuracy(clf.runtime)
+            accuracy = self._split.accuracy(clf.runtime)
+        self.spent.scoring_s += time.perf_counter() - start
+        self.spent.rows += len(self.data)
         counts = trace.kept().sum(-1)  # [examples, layers]
         flops = mean_flops(shape, counts.tolist(), self.profile.seq_len) + router_flops(router.spec, self.profile.seq_len)
-        timing = measure_speedup(self.dense.model, clf.runtime, self.profile, repeats=self.repeats,
-                                 inputs=self._timing_batches(clf))
+        timing = self._measure(self.dense.model, clf.runtime, inputs=self._timing_batches(clf))
         heads = float(counts.sum(-1).float().mean())
         total = shape.num_layers * shape.num_heads
         return Objectives(
@@ -160,9 +215,11 @@ class Evaluator:
             out.append((torch.nn.functional.pad(ids, (0, pad)), torch.nn.functional.pad(mask, (0, pad))))
         return out
 
-    def evaluate_model(self, model: HeadedModel) -> Objectives:
-        """Objectives of an already pruned model (for example one reloaded from an export)."""
+    def evaluate_model(self, model: HeadedModel, report: RowsReport | None = None, *, memo: bool = False) -> Objectives:
+        """Objectives of an already pruned model (for example one reloaded from an export); accuracy first, in
+        rungs told to ``report``, so that a stopped candidate's latency is never measured."""
         config = model.head_config
+        accuracy = self._scored(model, report, memo=memo)
         flops = count_flops(model.shape, config, self.profile.seq_len).total
         checked = None
         if self.table is None:
@@ -171,11 +228,11 @@ class Evaluator:
         else:
             latency, dense_latency = self.table.predict(config), self.table.predict(self._dense_config)
             if self._predicted % self.check_every == 0:  # a sample of candidates: how far the table is off
-                timing = measure_speedup(self.dense.model, model, self.profile, repeats=self.repeats)
+                timing = self._measure(self.dense.model, model)
                 checked = timing.pruned.median_ms / timing.dense.median_ms
             self._predicted += 1
         return Objectives(
-            accuracy=self.accuracy(model),
+            accuracy=accuracy,
             flops=flops,
             flops_ratio=flops / self._dense_flops,
             params=count_params(model),

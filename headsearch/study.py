@@ -40,6 +40,7 @@ from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig
 from headsearch.objectives import Evaluator, Objectives
 from headsearch.pareto import Point
+from headsearch.report.summary import TimeSpent
 from headsearch.search.drivers import driver_for
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import Driver, StrategyJob
@@ -47,7 +48,7 @@ from headsearch.search.optuna_driver import NO_STOPPING, check_new_studies, open
 from headsearch.search.rungs import EARLY_STOP_ATTR
 from headsearch.search.storage import optuna_storage
 from headsearch.search.tracking import Tracker
-from headsearch.search.trial import TrialRecord, TrialRunner
+from headsearch.search.trial import TIME_ATTR, TrialRecord, TrialRunner
 from headsearch.searchspace import SearchSpace, load_space
 from headsearch.strategies.base import StudyContext
 from headsearch.strategies.registry import get as get_strategy
@@ -112,7 +113,10 @@ def build_context(config: StudyConfig, *, progress: bool = True,
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
     profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
     table = _latency_table(config.out_dir, dense.model, profile) if hw.latency == "table" else None
-    evaluator = Evaluator(dense, search, profile, repeats=hw.repeats, table=table, check_every=hw.table_check_every)
+    # every driver and worker orders the search split's rows alike; whether a row rung stops a trial is the run's rule
+    row_levels = config.early_stopping.rungs().row_levels(len(search))
+    evaluator = Evaluator(dense, search, profile, repeats=hw.repeats, table=table, check_every=hw.table_check_every,
+                          row_levels=row_levels, seed=config.seed)
     return StudyContext(dense, search, scoring, hw.seq_len, config.seed, train=train), evaluator
 
 
@@ -228,7 +232,8 @@ def prepare(config: StudyConfig, *, n_trials: int | None, resume: bool, progress
         hardware["latency"] = "table"
     info = {"name": config.name, "storage": storage, "strategies": [s.name for s in config.strategies],
             "objectives": list(config.objectives), "dense": dense.to_dict(), "profile": hardware,
-            "tracking_uri": tracker.uri, "mlflow_runs": [], "latency_table_check": None}
+            "tracking_uri": tracker.uri, "mlflow_runs": [], "latency_table_check": None,
+            "search_rows": len(context.search)}
     return StudyRun(config, list(config.strategies), spaces, storage, rungs, context, evaluator, dense, tracker, hardware,
                     {"study": config.name, "hardware": json.dumps(hardware), "driver": driver}, info, progress)
 
@@ -335,6 +340,7 @@ class TrialLog:
             metrics = {k: v for k, v in (record.objectives.to_dict() if record.objectives else {}).items()
                        if isinstance(v, int | float)}
             metrics |= {f"info.{k}": v for k, v in record.info.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            metrics |= {f"time.{k}": v for k, v in record.time.items()}
             artifacts = {"head_config.json": record.head_config.to_json()} if record.head_config else {}
             if record.info:
                 artifacts["candidate_info.json"] = json.dumps(record.info, indent=2)
@@ -388,7 +394,7 @@ def _runner(config: StudyConfig, strategy: str, context: StudyContext, evaluator
     latency = any(o in ("latency_ms", "speedup") for o in config.objectives)  # a trial's cost at a rung, as the study prices it
     return TrialRunner(chosen, context, evaluator.evaluate_candidate, config.objectives, on_trial=log,
                        save_model=_TrialModels(config.out_dir, strategy).save,
-                       price=functools.partial(evaluator.cost_ratio, latency=latency))
+                       price=functools.partial(evaluator.cost_ratio, latency=latency), spent=evaluator.spent)
 
 
 class _TrialModels:
@@ -429,6 +435,25 @@ def load_points(run_dir: str | Path) -> list[Point]:
     """Every completed trial of a run as a Pareto point."""
     info = load_run(run_dir)
     return load_points_from(info["storage"], info["name"], info["strategies"])
+
+
+def load_time_spent(run_dir: str | Path) -> list[TimeSpent]:
+    """Where each strategy's trials of a run spent their time (``TimeSpent``), from the storage's trial records;
+    trials recorded before these records existed count for their wall time only."""
+    info = load_run(run_dir)
+    out = []
+    for name in info["strategies"]:
+        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=optuna_storage(info["storage"]))
+        ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
+        times = [t.user_attrs.get(TIME_ATTR, {}) for t in ended]
+        scored = [t for t in ended if "objectives" in t.user_attrs or str(t.user_attrs.get(EARLY_STOP_ATTR, {})
+                                                                            .get("rung", "")).startswith("rows:")]
+        out.append(TimeSpent(
+            name, len(ended), sum(1 for t in scored if "objectives" not in t.user_attrs),
+            sum((t.datetime_complete - t.datetime_start).total_seconds() for t in ended),
+            *(sum(x.get(k, 0.0) for x in times) for k in ("propose_s", "scoring_s", "latency_s")),
+            sum(x.get("rows_scored", 0) for x in times), len(scored) * info.get("search_rows", 0)))
+    return out
 
 
 def load_points_from(storage: str, study: str, strategies: list[str]) -> list[Point]:

@@ -132,6 +132,12 @@ class EarlyStoppingConfig(BaseModel):
     eta: int = Field(4, ge=2, description="a trial goes on past a rung if it ranks in the top 1/eta there")
     grace: int = Field(1, ge=1, description="the first rung (epochs)")
     max_t: int = Field(100, ge=1, description="no rung beyond this many epochs")
+    row_fractions: tuple[float, ...] = Field(
+        (0.125, 0.25, 0.5), description="a candidate's accuracy is compared after these shares of the search split's "
+                                        "rows (stratified, seeded order) and scored on more only while it ranks in the "
+                                        "top 1/row_eta; [] scores every candidate on every row")
+    row_eta: int = Field(2, ge=2, description="a candidate goes on past a row rung if it ranks in the top 1/row_eta")
+    min_rows: int = Field(64, ge=1, description="no row rung of fewer rows than this")
 
     @model_validator(mode="after")
     def _rungs(self) -> EarlyStoppingConfig:
@@ -139,7 +145,7 @@ class EarlyStoppingConfig(BaseModel):
         return self
 
     def rungs(self) -> Rungs:
-        return Rungs(self.rule, self.eta, self.grace, self.max_t)
+        return Rungs(self.rule, self.eta, self.grace, self.max_t, tuple(self.row_fractions), self.row_eta, self.min_rows)
 
 
 class StrategyRun(BaseModel):

@@ -127,3 +127,5 @@ def test_what_ray_tune_pickles_holds_no_lock_client_storage_or_bar(captured_job,
     restored = tuner_parts(replace(job, study=study, sampler=sampler), 3).searcher
     restored.restore(str(checkpoint))
     assert restored.trial_numbers == {} and restored.suggest("ray-2")[TRIAL_NUMBER] == 2
+    restored.on_trial_complete("ray-2", {**values, STATUS: "stopped"})  # its worker stopped it at a row rung
+    assert study.trials[2].state == TrialState.PRUNED

@@ -91,7 +91,7 @@ class Curves(Strategy):
         return Candidate(config, info={"accuracy": accuracies[-1]})
 
 
-def _objectives(candidate: Candidate) -> Objectives:
+def _objectives(candidate: Candidate, report) -> Objectives:
     fraction = candidate.head_config.fraction_kept
     return Objectives(accuracy=candidate.info["accuracy"], flops=int(1000 * fraction), flops_ratio=fraction, params=0,
                       latency_ms=fraction, dense_latency_ms=1.0, speedup=1 / fraction,

@@ -27,7 +27,8 @@ class OneHead(Strategy):
 def runner(info: dict, on_trial=None) -> TrialRunner:
     strategy = OneHead()
     strategy.info = info
-    return TrialRunner(strategy, context=None, evaluate=lambda candidate: SCORES, objectives=("accuracy", "flops"),
+    context = StudyContext(dense=None, search=None, scoring=None, seq_len=8)
+    return TrialRunner(strategy, context, evaluate=lambda candidate, report: SCORES, objectives=("accuracy", "flops"),
                        on_trial=on_trial)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from headsearch.report.plots import draw_html, draw_png
-from headsearch.report.summary import RunSummary, front_rows, markdown_table, summarise
+from headsearch.report.summary import RunSummary, TimeSpent, front_rows, markdown_table, summarise, time_table
 
 
 def write_report(run_dir: Path, summary: RunSummary, title: str) -> list[Path]:
@@ -21,8 +21,9 @@ def write_report(run_dir: Path, summary: RunSummary, title: str) -> list[Path]:
         "| strategy | trial | accuracy | FLOPs ratio | latency ratio | heads | heads per layer |\n|---|---|---|---|---|---|---|\n"
         f"{rows}\n\nKnee: {'-' if knee is None else f'{knee.strategy} trial {knee.trial}'}"
         f"{'' if summary.knee_note is None else f' ({summary.knee_note})'}\n\n![pareto](pareto.png)\n"
+        + (f"\n## Where the time went\n\n{time_table(summary)}\n" if summary.time_spent else "")
     )
     return [png, html, md]
 
 
-__all__ = ["RunSummary", "front_rows", "markdown_table", "summarise", "write_report"]
+__all__ = ["RunSummary", "TimeSpent", "front_rows", "markdown_table", "summarise", "time_table", "write_report"]

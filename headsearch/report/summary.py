@@ -28,6 +28,31 @@ class StrategySummary:
 
 
 @dataclass(frozen=True)
+class TimeSpent:
+    """Where one strategy's trials spent their time (the sums of their ``time`` records): ``wall_s`` from each
+    trial's start to its end; of it, ``propose_s`` in the strategy (analysis, training), ``scoring_s`` scoring
+    accuracy, ``latency_s`` measuring latency. ``rows_scored`` of ``rows_full``: the rows a full pass for every
+    trial that reached scoring would have scored."""
+
+    strategy: str
+    trials: int
+    stopped_at_rows: int
+    wall_s: float
+    propose_s: float
+    scoring_s: float
+    latency_s: float
+    rows_scored: int
+    rows_full: int
+
+    def row(self) -> list[str]:
+        share = f"{self.rows_scored / self.rows_full:.0%}" if self.rows_full else "-"
+        return [self.strategy, str(self.trials), str(self.stopped_at_rows), f"{self.wall_s:.1f}", f"{self.propose_s:.1f}",
+                f"{self.scoring_s:.1f}", f"{self.latency_s:.1f}", share]
+
+    COLUMNS = ("strategy", "trials", "stopped", "wall s", "propose s", "score s", "latency s", "rows")
+
+
+@dataclass(frozen=True)
 class RunSummary:
     strategies: list[StrategySummary]
     combined_front: list[Point]
@@ -35,9 +60,17 @@ class RunSummary:
     knee: Point | None
     dense_accuracy: float
     knee_note: str | None = None  # points slower than dense left out, or the knee is slower than dense
+    time_spent: tuple[TimeSpent, ...] = ()
 
 
-def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[str]) -> RunSummary:
+def time_table(summary: RunSummary) -> str:
+    """Markdown: where each strategy's time went."""
+    lines = ["| " + " | ".join(TimeSpent.COLUMNS) + " |", "|" + "---|" * len(TimeSpent.COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(t.row()) + " |" for t in summary.time_spent])
+
+
+def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[str],
+              time_spent: Sequence[TimeSpent] = ()) -> RunSummary:
     per = []
     for name in order:
         mine = [p for p in points if p.strategy == name]
@@ -46,7 +79,7 @@ def summarise(points: Sequence[Point], dense_accuracy: float, order: Sequence[st
     front = non_dominated(points)
     chosen: Pick | None = pick(points, "knee") if points else None
     return RunSummary(per, front, hypervolume(points), chosen.point if chosen else None, dense_accuracy,
-                      chosen.note if chosen else None)
+                      chosen.note if chosen else None, tuple(time_spent))
 
 
 def markdown_table(summary: RunSummary) -> str:

@@ -8,6 +8,11 @@ sorting on (accuracy so far, cost), ties inside a front broken by crowding dista
 boundary points are the most accurate and the cheapest: a cheap trial that nothing at the rung dominates
 goes on. Where every trial at a rung has the same cost, ``mo_asha`` is ``asha``.
 
+Candidates are also scored in rungs of rows: on a growing share of the search split (``row_fractions``, in a
+stratified seeded order), a candidate goes on only while it ranks in the top ``1/row_eta`` at each share (same
+rule, cost its FLOPs ratio), so most candidates never pay for a full pass or a latency measurement; a stopped one is
+on no front.
+
 Pure functions on numbers: the Optuna driver keeps rung records in the study's storage and the Ray driver
 in a Ray Tune scheduler, and both decide with ``promote``.
 """
@@ -25,12 +30,17 @@ RULES: tuple[str, ...] = ("mo_asha", "asha", "none")
 
 @dataclass(frozen=True)
 class Rungs:
-    """Where trials are compared: steps ``grace, grace*eta, grace*eta**2, ...`` not beyond ``max_t``."""
+    """Where trials are compared: at epochs ``grace, grace*eta, grace*eta**2, ...`` not beyond ``max_t``, and
+    after the first ``f`` of the search split's rows for each ``f`` of ``row_fractions`` (a share of fewer than
+    ``min_rows`` rows is no rung: its accuracy is noise), keeping the top ``1/row_eta``."""
 
     rule: Rule = "mo_asha"
     eta: int = 4
     grace: int = 1
     max_t: int = 100
+    row_fractions: tuple[float, ...] = (0.125, 0.25, 0.5)
+    row_eta: int = 2
+    min_rows: int = 64
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -38,6 +48,9 @@ class Rungs:
         if self.eta < 2 or self.grace < 1 or self.max_t < self.grace:
             raise ValueError(f"early stopping needs eta >= 2, grace >= 1 and max_t >= grace (got eta {self.eta}, "
                              f"grace {self.grace}, max_t {self.max_t})")
+        if self.row_eta < 2 or self.min_rows < 1 or any(not 0 < f < 1 for f in self.row_fractions):
+            raise ValueError(f"row rungs need row_eta >= 2, min_rows >= 1 and fractions between 0 and 1 (got "
+                             f"row_eta {self.row_eta}, min_rows {self.min_rows}, fractions {list(self.row_fractions)})")
 
     @property
     def levels(self) -> list[int]:
@@ -60,6 +73,13 @@ class Rungs:
 
     def promote(self, point: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
         return promote(point, others, eta=self.eta, rule=self.rule)
+
+    def row_levels(self, rows: int) -> tuple[int, ...]:
+        """The row counts, of a split of ``rows`` rows, at which a candidate is compared."""
+        return tuple(sorted({n for n in (math.ceil(f * rows) for f in self.row_fractions) if self.min_rows <= n < rows}))
+
+    def promote_rows(self, point: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
+        return promote(point, others, eta=self.row_eta, rule=self.rule)
 
 
 def promote(point: tuple[float, float], others: Sequence[tuple[float, float]], *, eta: int, rule: Rule) -> bool:

@@ -11,9 +11,10 @@ A killed trial (its process interrupted, or found dead) is failed with the reaso
 study's user attributes (``killed:N``), and its parameters are enqueued to run again; it no longer
 counts towards ``n_trials``, so a study killed and resumed still ends with ``n_trials`` finished.
 
-Trials that train report after each epoch; at rungs the early-stopping rule (``headsearch.search.early_stopping``,
-multi-objective successive halving by default) compares them with the rung records every worker wrote in
-the storage (``headsearch.search.rungs``) and stops the outranked ones: PRUNED with ``stopped_early``.
+Trials that train report after each epoch, and every candidate after each rung of rows scored; at rungs the
+early-stopping rule (``headsearch.search.early_stopping``, multi-objective successive halving by default)
+compares them with the rung records every worker wrote in the storage (``headsearch.search.rungs``) and stops
+the outranked ones: PRUNED with ``stopped_early``.
 """
 
 from __future__ import annotations
@@ -104,19 +105,18 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
             trial.set_user_attr(WORKER_ATTR, worker_name())
             if hardware is not None:
                 trial.set_user_attr(HARDWARE_ATTR, dict(hardware))
-            context.progress_hook = TrialRungs(rungs, trial.number, trial.set_user_attr, runner.price,
-                                               trials=lambda: study.get_trials(deepcopy=False)).hook
+            trial_rungs = TrialRungs(rungs, trial.number, trial.set_user_attr, runner.price,
+                                     trials=lambda: study.get_trials(deepcopy=False))
             try:
                 outcome = runner.run(trial.number,
-                                     lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads))
+                                     lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads),
+                                     trial_rungs)
             except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: fail it with the reason, run its parameters again later
                 reason = interrupted_reason(stop)
                 trial.set_user_attr("fail_reason", reason)
                 study.tell(trial, state=TrialState.FAIL)
                 rerun_killed(study, trial.number, trial.params, reason)
                 raise
-            finally:
-                context.progress_hook = None
             outcome.write(trial.set_user_attr)
             if outcome.record.pruned:
                 study.tell(trial, state=TrialState.PRUNED)

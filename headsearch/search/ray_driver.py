@@ -7,9 +7,10 @@ folder, the prepared strategy, MLflow logging), records the same user attributes
 reports the objectives. Strategies that train report after each epoch (``StudyContext.progress_hook``); at
 rungs the worker records its (accuracy, cost) in the storage and reports them to Ray Tune, whose scheduler
 (``RungScheduler``) decides by the same early-stopping rule as the Optuna driver against the rung records
-in the storage, and the searcher records stopped trials as PRUNED. The front is read from the storage
-afterwards, never from Ray's ``ResultGrid`` (which knows one metric). What Ray Tune pickles (``TunerParts``)
-holds no lock, client, storage engine or progress bar: those are built where they run.
+in the storage, and the searcher records stopped trials as PRUNED. Row rungs (a candidate scored on a share
+of the split's rows) come seconds apart, so the worker decides those itself against the same records. The
+front is read from the storage afterwards, never from Ray's ``ResultGrid`` (which knows one metric). What Ray
+Tune pickles (``TunerParts``) holds no lock, client, storage engine or progress bar: those are built where they run.
 
 On a cluster (``address``) the run folder, the data and the storage must be reachable from every node at
 the same path or URI: a shared file system and an RDB storage such as PostgreSQL.
@@ -46,7 +47,7 @@ from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, Tri
 from headsearch.searchspace import SearchSpace
 
 TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray trial beside its parameters
-STATUS = "status"  # every report says whether it is a trial's outcome: "complete", "failed" or "running"
+STATUS = "status"  # every report says whether it is a trial's outcome: "complete", "stopped", "failed" or "running"
 
 
 class RayDriver:
@@ -154,13 +155,15 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     def report(at_rung: dict[str, Any]) -> None:  # the scheduler's stop ends the trial in here
         tune.report({**unknown, **at_rung, STATUS: "running"})
 
-    trial_runner.context.progress_hook = TrialRungs(rungs, number, set_attr, trial_runner.price, notify=report).hook
-    try:
-        outcome = trial_runner.run(number, lambda: params)
-    finally:
-        trial_runner.context.progress_hook = None
+    storage_ = optuna_storage(storage)
+    study_id = storage_.get_study_id_from_name(study_name)
+    trial_rungs = TrialRungs(rungs, number, set_attr, trial_runner.price, notify=report,
+                             trials=lambda: storage_.get_all_trials(study_id, deepcopy=False))
+    outcome = trial_runner.run(number, lambda: params, trial_rungs)
     outcome.write(set_attr)
-    if outcome.values is None:
+    if outcome.record.pruned:  # stopped here at a row rung (epoch rungs are the scheduler's): PRUNED
+        tune.report({**unknown, "accuracy": math.nan, STATUS: "stopped"})
+    elif outcome.values is None:
         tune.report({**unknown, "accuracy": math.nan, STATUS: "failed"})
     else:
         tune.report({**unknown, **dict(zip(objectives, outcome.values, strict=True)),
@@ -246,8 +249,11 @@ class StudySearch(Searcher):
         if status == "complete" and not error:
             self.study.tell(number, [float(result[o]) for o in self.objectives], skip_if_finished=True)
             return
-        if status == "running" and not error:
+        if status == "running" and not error:  # stopped by the scheduler at an epoch rung
             _trial_attr_setter(self.storage, self.study_name, number)(EARLY_STOP_ATTR, _stopped_at(result))
+            self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+            return
+        if status == "stopped" and not error:  # stopped by its worker at a row rung, which recorded why
             self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
             return
         self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)

@@ -1,10 +1,11 @@
 """Early stopping's rung records, kept in the study's Optuna storage so that every process running the study's
 trials (``headsearch worker``s, Ray workers, a resumed run) compares against one set of rungs.
 
-A trial's report at a rung is its user attribute ``rung:STEP = [accuracy, cost]``; the rule that decides is
-``headsearch.search.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report) and counts
-towards ``n_trials``; ``epochs_reported`` counts the epochs a trial trained (one report each; a fit it took
-from the study's cache trained none).
+A trial's report at an epoch rung is its user attribute ``rung:STEP = [accuracy, cost]``, at a row rung (its candidate
+scored on the first ROWS rows of the search split) ``rung:rows:ROWS = [accuracy, FLOPs ratio]``; the rule that
+decides is ``headsearch.search.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report)
+and counts towards ``n_trials``; ``epochs_reported`` counts the epochs a trial trained (one report each; a fit it
+took from the study's cache trained none).
 """
 
 from __future__ import annotations
@@ -26,32 +27,38 @@ EPOCHS_ATTR = "epochs_reported"  # how many epochs the trial reported: those it 
 class StoppedEarly(Exception):  # noqa: N818 (an outcome, not an error)
     """Raised from a trial's progress report when the rule stops it; the trial runner records it as PRUNED."""
 
-    def __init__(self, report: dict[str, float]):
-        super().__init__(f"stopped early at step {report['step']} (accuracy {report['accuracy']:.4f}, cost "
-                         f"{report['cost']:.3f}: outranked at rung {report['rung']})")
+    def __init__(self, report: dict[str, Any]):
+        at = f"epoch {report['step']}" if "step" in report else f"{report['rows']} rows"
+        super().__init__(f"stopped early at {at} (accuracy {report['accuracy']:.4f}, cost {report['cost']:.3f}: "
+                         f"outranked at rung {report['rung']})")
         self.report = report
 
 
-def rung_points(trials: Iterable[FrozenTrial], rung: int, *, exclude: int) -> list[tuple[float, float]]:
-    """``(accuracy, cost)`` that the trials other than number ``exclude`` reported at ``rung``, in any state
-    (a trial stopped later, finished or failed was still measured there)."""
+def row_rung(rows: int) -> str:
+    return f"rows:{rows}"
+
+
+def rung_points(trials: Iterable[FrozenTrial], rung: int | str, *, exclude: int) -> list[tuple[float, float]]:
+    """``(accuracy, cost)`` that the trials other than number ``exclude`` reported at ``rung`` (an epoch, or a
+    ``row_rung``), in any state (a trial stopped later, finished or failed was still measured there)."""
     key = f"{RUNG_PREFIX}{rung}"
     return [tuple(t.user_attrs[key]) for t in trials if t.number != exclude and key in t.user_attrs]
 
 
 @dataclass
 class TrialRungs:
-    """One trial's side of early stopping: ``hook`` is its ``StudyContext.progress_hook``. It records (with
-    ``set_attr``, the trial's user attributes) how many epochs it reported and, at each rung due, the trial's ``(accuracy,
-    cost)``, cost priced by ``price``. With ``trials`` (the study's trials) it also decides, comparing them with
-    the others' (the Optuna driver); without, ``notify`` hands the report to whatever decides (Ray Tune's
-    scheduler)."""
+    """One trial's side of early stopping: ``hook`` is its ``StudyContext.progress_hook``, ``rows`` the evaluator's
+    report on rows. It records (with ``set_attr``, the trial's user attributes) how many epochs it reported and,
+    at each rung due, the trial's ``(accuracy, cost)``, cost priced by ``price``. It decides by comparing them with
+    the other trials' records (``trials``, the study's trials), except at epoch rungs when ``notify`` hands the
+    report to whatever decides there (Ray Tune's scheduler). Row rungs are decided here in every driver: they
+    come seconds apart, and the point is to stop before the next rows are scored."""
 
     rungs: Rungs
     number: int
     set_attr: Callable[[str, Any], None]
     price: Callable[[HeadConfig | float], float]
-    trials: Callable[[], Iterable[FrozenTrial]] | None = None
+    trials: Callable[[], Iterable[FrozenTrial]]
     notify: Callable[[dict[str, Any]], None] | None = None
     recorded: set[int] = field(default_factory=set)
     epochs: int = 0
@@ -63,7 +70,7 @@ class TrialRungs:
         if rung is None:
             return
         point = (float(accuracy()), float(self.price(cost())))
-        go_on = self.trials is None or self.rungs.promote(point, rung_points(self.trials(), rung, exclude=self.number))
+        go_on = self.notify is not None or self.rungs.promote(point, rung_points(self.trials(), rung, exclude=self.number))
         self.recorded.add(rung)
         self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))
         report = {"step": step, "rung": rung, "accuracy": point[0], "cost": point[1]}
@@ -71,3 +78,13 @@ class TrialRungs:
             self.notify(report)
         if not go_on:
             raise StoppedEarly(report)
+
+    def rows(self, rows: int, accuracy: float, flops_ratio: float) -> None:
+        """The candidate's accuracy on the first ``rows`` rows of the search split (a row rung): recorded, and the
+        trial stopped (``StoppedEarly``) where it is outranked there. Cost is the FLOPs ratio: latency is measured
+        only for candidates scored on every row."""
+        rung, point = row_rung(rows), (float(accuracy), float(flops_ratio))
+        go_on = self.rungs.promote_rows(point, rung_points(self.trials(), rung, exclude=self.number))
+        self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))
+        if not go_on:
+            raise StoppedEarly({"rows": rows, "rung": rung, "accuracy": point[0], "cost": point[1]})
