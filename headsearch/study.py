@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from headsearch._fs import atomic_folder, removed_on_error
 from headsearch.cost import HardwareProfile
-from headsearch.cost.latency_table import LatencyTable, measure_table
+from headsearch.cost.latency_table import LatencyTable, fit_table, measure_table
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError, Terminated
 from headsearch.heads import HeadConfig
@@ -122,19 +122,18 @@ def build_context(config: StudyConfig, *, progress: bool = True,
 
 def _latency_table(out: Path, model: HeadedModel, profile: HardwareProfile) -> LatencyTable:
     """The run folder's latency table for this profile and model shape: measured once (workers and Ray
-    trials started together wait for the first), then read."""
-    if not isinstance(model, HeadedClassifier):
-        raise HeadsearchError("hardware.latency: table times headsearch's own encoder layer by layer; for a "
-                              "Hugging Face model use latency: measured.")
+    trials started together wait for the first), then read. headsearch's own encoder is timed layer by
+    layer, any other model (a Hugging Face family) by whole forward passes (``fit_table``)."""
     path = out / TABLE_FILE
+    shape = {"class": type(model).__name__, **asdict(model.shape)}
     with FileLock(out / ".table.lock"):
         if path.is_file():
             saved = json.loads(path.read_text())
-            if saved["profile"] == profile.to_dict() and saved["spec"] == model.spec.to_dict():
+            if saved["profile"] == profile.to_dict() and saved.get("shape") == shape:
                 return LatencyTable.from_dict(saved)
-        table = measure_table(model, profile)
+        table = measure_table(model, profile) if isinstance(model, HeadedClassifier) else fit_table(model, profile)
         tmp = path.with_suffix(f".{os.getpid()}")
-        tmp.write_text(json.dumps({**table.to_dict(), "spec": model.spec.to_dict()}, indent=1) + "\n")
+        tmp.write_text(json.dumps({**table.to_dict(), "shape": shape}, indent=1) + "\n")
         os.replace(tmp, path)
     return table
 

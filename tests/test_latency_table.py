@@ -4,16 +4,27 @@ that predicts latency from it (checked against measurement on a sample of trials
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
 from floats import assert_close
+from hf_models import save_tiny_classifier
 from tiny_study import write_study
 
 from headsearch.cost import HardwareProfile
-from headsearch.cost.latency_table import LatencyTable, _fit, _Layer, head_grid, measure_table
+from headsearch.cost.latency_table import (
+    LatencyTable,
+    _fit,
+    _Layer,
+    fit_table,
+    head_grid,
+    measure_table,
+    table_configs,
+    whole_model_table,
+)
 from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.study import TABLE_FILE, load_points, run_study
@@ -93,3 +104,56 @@ def test_study_predicts_latency_from_the_table_and_checks_a_sample(tmp_path):
                                       hardware={"seq_len": 16, "repeats": 1}))
     with pytest.raises(HeadsearchError, match="latency 'table' -> None"):
         run_study(measured, resume=True, progress=False, echo=lambda *_: None)  # never one front for both
+
+
+def test_whole_model_configurations_separate_heads_from_empty_layers():
+    counts = [c.counts for c in table_configs(6, 12)]
+    assert counts[:11] == [(k,) * 6 for k in range(1, 12)]  # every layer at k heads
+    assert counts[11:] == [(0, 12, 12, 12, 12, 12), (0, 0, 0, 12, 12, 12), (0, 0, 0, 0, 0, 12)]
+    assert [c.counts for c in table_configs(1, 2)] == [(1,)]
+
+
+def test_the_whole_model_fit_recovers_a_linear_cost():
+    """Times made by rest + b * heads + d * empty layers are fitted back, and the table predicts configurations it
+    never timed."""
+    def cost(config: HeadConfig) -> float:
+        return 3.0 + 0.25 * config.total_kept - 0.4 * sum(k == 0 for k in config.counts)
+
+    configs = [HeadConfig.dense(4, 8), *table_configs(4, 8)]
+    table = whole_model_table(configs, [cost(c) for c in configs], PROFILE)
+    for unseen in (HeadConfig(((0, 5), (), (1, 2, 3), (7,)), 8), HeadConfig(((0,), (1,), (2,), (3,)), 8)):
+        assert table.predict(unseen) == pytest.approx(cost(unseen), rel=1e-9)  # exact up to float rounding
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_a_transformers_model_gets_a_table_from_whole_forward_passes(family, tmp_path):
+    """Every configuration it times runs on the family's model (layers keeping no head included), and the
+    table has an entry for every layer and head count."""
+    from headsearch.models.hf.user_model import open_classifier
+
+    clf = open_classifier(save_tiny_classifier(family, tmp_path / family), max_length=16)
+    table = fit_table(clf.model, PROFILE, repeats=1, warmup=1, min_run_s=0.0)
+    assert len(table.layer_ms) == 2 and table.grid == (0, 1, 2, 3, 4)
+    assert all(map(math.isfinite, [table.rest_ms, *table.layer_ms[0]]))
+    with pytest.raises(ModelError, match="already pruned"):
+        fit_table(clf.model.prune(HeadConfig(((0,), (1, 2)), 4)), PROFILE)
+
+
+def test_a_study_on_a_users_transformers_model_prices_latency_from_its_table(tmp_path):
+    model = save_tiny_classifier("bert", tmp_path / "clf")
+    rows = [{"text": t, "label": lab} for t, lab in [("good film", "positive"), ("bad plot", "negative"),
+                                                     ("not good", "negative"), ("great actor", "positive")] * 10]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    study = write_study(tmp_path, [{"name": "random", "n_trials": 4}],
+                        data={"train": str(tmp_path / "train.jsonl"), "dev": str(tmp_path / "train.jsonl"),
+                              "scoring_rows": 16},
+                        model={"source": str(model), "max_length": 16, "train": None},
+                        hardware={"seq_len": 16, "repeats": 1, "latency": "table", "table_check_every": 2})
+    out = run_study(load_study(study), progress=False, echo=lambda *_: None)
+    saved = json.loads((out / TABLE_FILE).read_text())
+    assert saved["shape"]["class"] == "TransformersClassifier"
+    table = LatencyTable.from_dict(saved)
+    points = load_points(out)
+    assert points and all(p.objectives["latency_source"] == "table" for p in points)
+    for p in points:
+        assert p.objectives["latency_ms"] == pytest.approx(table.predict(HeadConfig.from_dict(p.head_config)))
