@@ -14,6 +14,17 @@ from headsearch.models import BuiltinConfig, build_builtin, load_bert
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_dir(tmp_path_factory):
+    """Latency tables kept across studies go to a folder of this session's, not the user's cache."""
+    from headsearch.cost.table_cache import ENV
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ENV, str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "sst2").is_dir() or not (SHARED_DATA / "ag_news").is_dir():

@@ -14,6 +14,7 @@ from floats import assert_close
 from hf_models import save_tiny_classifier
 from tiny_study import write_study
 
+from headsearch import study as study_module
 from headsearch.cost import HardwareProfile
 from headsearch.cost.latency_table import (
     LatencyTable,
@@ -25,6 +26,7 @@ from headsearch.cost.latency_table import (
     table_configs,
     whole_model_table,
 )
+from headsearch.cost.table_cache import ENV
 from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.study import TABLE_FILE, load_points, run_study
@@ -139,7 +141,8 @@ def test_a_transformers_model_gets_a_table_from_whole_forward_passes(family, tmp
         fit_table(clf.model.prune(HeadConfig(((0,), (1, 2)), 4)), PROFILE)
 
 
-def test_a_study_on_a_users_transformers_model_prices_latency_from_its_table(tmp_path):
+def test_a_study_on_a_users_transformers_model_prices_latency_from_its_table(tmp_path, monkeypatch):
+    """Latency from a table fitted on the user's model, measured once and read by a second study."""
     model = save_tiny_classifier("bert", tmp_path / "clf")
     rows = [{"text": t, "label": lab} for t, lab in [("good film", "positive"), ("bad plot", "negative"),
                                                      ("not good", "negative"), ("great actor", "positive")] * 10]
@@ -149,9 +152,15 @@ def test_a_study_on_a_users_transformers_model_prices_latency_from_its_table(tmp
                               "scoring_rows": 16},
                         model={"source": str(model), "max_length": 16, "train": None},
                         hardware={"seq_len": 16, "repeats": 1, "latency": "table", "table_check_every": 2})
+    timed = []
+    monkeypatch.setattr(study_module, "fit_table", lambda *a, **k: timed.append(a) or fit_table(*a, **k))
+    monkeypatch.setenv(ENV, str(tmp_path / "cache"))
     out = run_study(load_study(study), progress=False, echo=lambda *_: None)
     saved = json.loads((out / TABLE_FILE).read_text())
-    assert saved["shape"]["class"] == "TransformersClassifier"
+    assert saved["shape"]["class"] == "TransformersClassifier" and len(timed) == 1
+    second = run_study(load_study(study, output=tmp_path / "second"), progress=False, echo=lambda *_: None)
+    assert len(timed) == 1  # another study of the same model shape on this machine and profile: from the cache
+    assert json.loads((second / TABLE_FILE).read_text()) == saved
     table = LatencyTable.from_dict(saved)
     points = load_points(out)
     assert points and all(p.objectives["latency_source"] == "table" for p in points)
