@@ -112,3 +112,57 @@ def test_random_is_seeded_and_meets_budget():
     assert a.total_kept == 6 and 0 not in a.counts
     others = {s.propose({"budget": 0.5, "seed": k}, context).head_config for k in range(10)}
     assert len(others) > 1
+
+
+def test_a_gradient_pass_that_settles_scores_exactly_the_rows_it_read(trained_tiny):
+    data = trained_tiny.scoring  # 40 rows: batches of 8 end at 8, 16, 24, 32
+    told = []
+
+    def settled(scores, rows):
+        told.append(rows)
+        return rows >= 24
+
+    scores = gradient_importance(trained_tiny.dense, data, batch_size=8, settled=settled)
+    assert told == [8, 16, 24]
+    # the same batches, summed in the same order: the same floats
+    assert torch.equal(scores, gradient_importance(trained_tiny.dense, data.head(24), batch_size=8))
+
+
+def test_a_settled_removal_order_reads_fewer_rows_and_removes_what_they_rank_lowest(monkeypatch):
+    """Each round ends once the heads it removes were the same after SETTLE_BATCHES batches in a row, and removes
+    the lowest of the scores on those rows; without settling every round reads every row."""
+    from headsearch.strategies import importance
+
+    from headsearch.data import negation_task
+
+    context = tiny_context()
+    context.scoring = negation_task(256, seed=5, max_len=10)  # 8 batches of 32
+    rounds = []
+    real = importance.gradient_importance
+
+    def spy(clf, data, **kwargs):
+        told, wrapped = [], kwargs.get("settled")
+        if wrapped is not None:
+            def recording(scores, rows):
+                told.append((rows, wrapped(scores, rows)))
+                return told[-1][1]
+
+            kwargs["settled"] = recording
+        scores = real(clf, data, **kwargs)
+        rounds.append((kwargs["mask"].clone(), told[-1][0] if told and told[-1][1] else len(data), scores))
+        return scores
+
+    monkeypatch.setattr(importance, "gradient_importance", spy)
+    full = importance.removal_order(context, normalize_layers=True, step=0.1, settle=False)
+    assert all(rows == 256 for _, rows, _ in rounds)
+    rounds.clear()
+    order = importance.removal_order(context, normalize_layers=True, step=0.1)
+    assert len(set(order)) == len(order) == len(full) == 12 - 3  # distinct heads, every layer left one
+    assert sorted(i for i, _ in order) == sorted(i for i, _ in full)
+    read = [rows for _, rows, _ in rounds]
+    assert all(importance.SETTLE_MIN_ROWS <= r <= 256 for r in read) and min(read) < 256
+    done = 0
+    for mask, _, scores in rounds:  # each round removed the lowest of its scores
+        removed = importance._lowest(scores, mask, max(1, round(0.1 * 12)))
+        assert order[done:done + len(removed)] == removed
+        done += len(removed)
