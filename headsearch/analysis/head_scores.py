@@ -10,8 +10,6 @@ gradient says at that mask, which is what iterative re-scoring uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch.nn import functional as F
 
@@ -20,11 +18,8 @@ from headsearch.models.text_classifier import TextClassifier
 
 
 def gradient_importance(clf: TextClassifier, data: TextDataset, *, mask: torch.Tensor | None = None,
-                        normalize_layers: bool = True, batch_size: int = 32,
-                        settled: Callable[[torch.Tensor, int], bool] | None = None) -> torch.Tensor:
-    """``[layers, heads]`` importance scores of ``clf``'s dense heads on ``data`` at gate values ``mask``.
-    ``settled(scores, rows)``: told the scores on the first ``rows`` rows after each batch; returning True ends
-    the pass there (a caller that needs only a ranking, once it stops changing)."""
+                        normalize_layers: bool = True, batch_size: int = 32) -> torch.Tensor:
+    """``[layers, heads]`` importance scores of ``clf``'s dense heads on ``data`` at gate values ``mask``."""
     model = clf.model
     gates = (torch.ones(model.num_layers, model.num_heads) if mask is None else mask.detach().float().clone())
     gates.requires_grad_(True)
@@ -33,25 +28,18 @@ def gradient_importance(clf: TextClassifier, data: TextDataset, *, mask: torch.T
     for p in model.parameters():
         p.requires_grad_(False)  # only the gates' gradient is needed
     model.eval()
-    total, rows = torch.zeros_like(gates), 0
+    total = torch.zeros_like(gates)
     try:
         with torch.enable_grad():
             for start in range(0, len(data), batch_size):
-                rows = min(start + batch_size, len(data))
-                ids, attn = clf.encode_rows(data, range(start, rows))
-                loss = F.cross_entropy(model(ids, attn, gates=gates), labels[start:rows], reduction="sum")
+                ids, attn = clf.encode_rows(data, range(start, min(start + batch_size, len(data))))
+                loss = F.cross_entropy(model(ids, attn, gates=gates), labels[start:start + batch_size], reduction="sum")
                 (grad,) = torch.autograd.grad(loss, gates)
                 total += grad.abs()
-                if settled is not None and rows < len(data) and settled(_scores(total, rows, normalize_layers), rows):
-                    break
     finally:
         for p, flag in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(flag)
-    return _scores(total, rows, normalize_layers)
-
-
-def _scores(total: torch.Tensor, rows: int, normalize_layers: bool) -> torch.Tensor:
-    scores = total.detach() / max(1, rows)
+    scores = total / max(1, len(data))
     if normalize_layers:
         scores = scores / scores.norm(dim=1, keepdim=True).clamp(min=1e-20)
-    return scores
+    return scores.detach()

@@ -4,12 +4,9 @@ Scores come from ``headsearch.analysis.head_scores.gradient_importance`` on the 
 train sample), never on the search split the candidates are evaluated on. One-shot: keep the
 highest-scored heads. Iterative (the paper's Fig. 4 procedure): remove ``step`` of all heads with the
 lowest scores, re-score with those heads masked, repeat; the removal order is computed once per study
-and a trial's budget takes a prefix of it. Departures from the paper: the paper stops at an accuracy
+and a trial's budget takes a prefix of it. Departure from the paper: the paper stops at an accuracy
 threshold; here the budget is the searched parameter and accuracy is an objective. Every layer keeps
-at least one head. A re-scoring round reads rows only until the heads it removes stop changing: after
-each batch past ``SETTLE_MIN_ROWS`` rows, the round's lowest heads are chosen from the scores so far, and
-the round ends once the same heads were chosen after ``SETTLE_BATCHES`` batches in a row (the removal
-order is a ranking; scores are not kept). ``settle=False`` reads every row in every round.
+at least one head.
 """
 
 from __future__ import annotations
@@ -23,45 +20,25 @@ from headsearch.analysis.head_scores import gradient_importance
 from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
-SETTLE_MIN_ROWS = 128  # a round reads at least these rows
-SETTLE_BATCHES = 4  # ... and ends once the heads it removes were the same after this many batches in a row
 
-
-def removal_order(context: StudyContext, *, normalize_layers: bool, step: float,
-                  settle: bool = True) -> list[tuple[int, int]]:
+def removal_order(context: StudyContext, *, normalize_layers: bool, step: float) -> list[tuple[int, int]]:
     """Heads in the order iterative pruning removes them (never a layer's last head)."""
     L, H = context.num_layers, context.num_heads
     mask = torch.ones(L, H)
     order: list[tuple[int, int]] = []
     per_round = max(1, round(step * L * H))
     while len(order) < L * H - L:
-        chosen: list[list[tuple[int, int]]] = []
-
-        def settled(scores: torch.Tensor, rows: int, chosen=chosen) -> bool:
-            chosen.append(_lowest(scores, mask, per_round))
-            return rows >= SETTLE_MIN_ROWS and len(chosen) >= SETTLE_BATCHES and \
-                all(c == chosen[-1] for c in chosen[-SETTLE_BATCHES:])
-
-        scores = gradient_importance(context.dense, context.scoring, mask=mask, normalize_layers=normalize_layers,
-                                     settled=settled if settle else None)
-        for i, h in _lowest(scores, mask, per_round):
-            mask[i, h] = 0.0
-            order.append((i, h))
+        scores = gradient_importance(context.dense, context.scoring, mask=mask, normalize_layers=normalize_layers)
+        alive = [(scores[i, h].item(), i, h) for i in range(L) for h in range(H) if mask[i, h] > 0]
+        removed = 0
+        for _, i, h in sorted(alive):
+            if removed == per_round:
+                break
+            if mask[i].sum() > 1:
+                mask[i, h] = 0.0
+                order.append((i, h))
+                removed += 1
     return order
-
-
-def _lowest(scores: torch.Tensor, mask: torch.Tensor, count: int) -> list[tuple[int, int]]:
-    """The ``count`` lowest-scored heads still kept in ``mask``, lowest first, never a layer's last one."""
-    left = mask.sum(1).tolist()
-    alive = sorted((scores[i, h].item(), i, h) for i in range(mask.shape[0]) for h in range(mask.shape[1]) if mask[i, h] > 0)
-    out = []
-    for _, i, h in alive:
-        if len(out) == count:
-            break
-        if left[i] > 1:
-            left[i] -= 1
-            out.append((i, h))
-    return out
 
 
 class ImportanceStrategy(Strategy):
