@@ -443,13 +443,22 @@ def load_points(run_dir: str | Path) -> list[Point]:
     return load_points_from(info["storage"], info["name"], info["strategies"])
 
 
+def _strategy_studies(storage: str, study: str, strategies: list[str]) -> Iterator[tuple[str, optuna.Study]]:
+    """The Optuna study of each strategy that has one in ``storage`` (a run stopped before a strategy began
+    has none for it)."""
+    opened = optuna_storage(storage)
+    existing = set(optuna.get_all_study_names(opened))
+    for name in strategies:
+        if optuna_study_name(study, name) in existing:
+            yield name, optuna.load_study(study_name=optuna_study_name(study, name), storage=opened)
+
+
 def load_time_spent(run_dir: str | Path) -> list[TimeSpent]:
     """Where each strategy's trials of a run spent their time (``TimeSpent``), from the storage's trial records;
     trials recorded before these records existed count for their wall time only."""
     info = load_run(run_dir)
     out = []
-    for name in info["strategies"]:
-        study = optuna.load_study(study_name=optuna_study_name(info["name"], name), storage=optuna_storage(info["storage"]))
+    for name, study in _strategy_studies(info["storage"], info["name"], info["strategies"]):
         ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
         times = [t.user_attrs.get(TIME_ATTR, {}) for t in ended]
         scored = [t for t in ended if "objectives" in t.user_attrs or str(t.user_attrs.get(EARLY_STOP_ATTR, {})
@@ -465,8 +474,7 @@ def load_time_spent(run_dir: str | Path) -> list[TimeSpent]:
 def load_points_from(storage: str, study: str, strategies: list[str]) -> list[Point]:
     """Every completed trial of ``study``'s ``strategies`` in ``storage`` as a Pareto point."""
     points = []
-    for name in strategies:
-        optuna_study = optuna.load_study(study_name=optuna_study_name(study, name), storage=optuna_storage(storage))
+    for name, optuna_study in _strategy_studies(storage, study, strategies):
         for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             obj = t.user_attrs["objectives"]
             # latency ratio from the dense timing taken in the same trial, interleaved

@@ -4,6 +4,7 @@ rows and is never timed, and in a study: stopped trials on no front, every front
 from __future__ import annotations
 
 import collections
+import json
 
 import optuna
 import pytest
@@ -132,3 +133,12 @@ def test_show_says_where_the_time_went(stopped_run):
     assert "where the time went" in result.output
     report = (run / "report.md").read_text()
     assert "## Where the time went" in report and "| " + " | ".join(spent.row()) + " |" in report
+
+
+def test_a_run_stopped_before_a_strategy_began_still_shows(stopped_run, tmp_path):
+    """A run killed before its second strategy started has no Optuna study for it: show reads what there is."""
+    run, _ = stopped_run
+    info = load_run(run)
+    (tmp_path / "run.json").write_text(json.dumps({**info, "strategies": [*info["strategies"], "nas"]}))
+    assert [t.strategy for t in load_time_spent(tmp_path)] == ["random"]
+    assert {p.strategy for p in load_points(tmp_path)} == {"random"}
