@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--strategies", nargs="+", default=["dense", "importance", "nas", "random"])
+    parser.add_argument("--rungs-only", action="store_true",
+                        help="run with rungs only; compare with the full runs already in --out (their rule does not matter)")
     args = parser.parse_args()
     base = load_study(args.study)
     kept = [StrategyRun(name=s.name, n_trials=s.n_trials, space=ONE_SHOT if s.name == "importance" else s.space)
@@ -37,8 +39,14 @@ def main() -> None:
     for seed in args.seeds:
         figures = {}
         for mode in ("rows", "full"):
-            config = base.model_copy(update={"seed": seed, "strategies": tuple(kept),
-                                             "output": args.out / f"seed{seed}-{mode}",
+            run = args.out / f"seed{seed}-{mode}"
+            if mode == "full" and args.rungs_only:
+                info = load_run(run)
+                figures[mode] = summarise(load_points(run), info["dense"]["accuracy"], info["strategies"]).combined_hypervolume
+                walls[mode].append(sum(t.wall_s for t in load_time_spent(run)))
+                print(f"seed {seed} full: HV {figures[mode]:.4f} (from {run})", flush=True)
+                continue
+            config = base.model_copy(update={"seed": seed, "strategies": tuple(kept), "output": run,
                                              "tracking_uri": f"sqlite:///{args.out / 'mlflow.db'}"})
             start = time.perf_counter()
             run = run_study(config, progress=False, echo=lambda *_: None, early_stopping=mode == "rows")

@@ -17,7 +17,7 @@ from headsearch.cost import HardwareProfile
 from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.objectives import Evaluator
-from headsearch.search.early_stopping import Rungs
+from headsearch.search.early_stopping import Rungs, promote
 from headsearch.search.rungs import EARLY_STOP_ATTR, StoppedEarly
 from headsearch.search.trial import TIME_ATTR
 from headsearch.study import load_points, load_run, load_time_spent, run_study
@@ -31,6 +31,16 @@ def test_row_levels_are_shares_of_the_split_and_skip_rungs_too_small_to_rank():
     assert rungs.row_levels(100) == () and Rungs(min_rows=8).row_levels(100) == (13, 25, 50)
     with pytest.raises(ValueError, match="fractions between 0 and 1"):
         Rungs(row_fractions=(0.5, 1.0))
+
+
+def test_at_a_row_rung_a_candidate_nothing_dominates_goes_on_beyond_the_quota():
+    front = [(0.9, 0.9), (0.6, 0.4), (0.8, 0.75), (0.75, 0.6)]
+    inner = (0.7, 0.5)  # on the front, but crowded: outside the top half by successive halving alone
+    rungs = Rungs(row_eta=2)
+    assert not promote(inner, front, eta=2, rule="mo_asha")
+    assert rungs.promote_rows(inner, front)
+    assert not rungs.promote_rows((0.55, 0.95), front)  # dominated and outside the quota: stopped
+    assert not Rungs(rule="asha").promote_rows(inner, front)  # asha ranks by accuracy alone
 
 
 def test_any_first_rows_hold_each_label_in_proportion_in_a_seeded_order(tiny_builtin, tiny_task):

@@ -10,8 +10,8 @@ goes on. Where every trial at a rung has the same cost, ``mo_asha`` is ``asha``.
 
 Candidates are also scored in rungs of rows: on a growing share of the search split (``row_fractions``, in a
 stratified seeded order), a candidate goes on only while it ranks in the top ``1/row_eta`` at each share (same
-rule, cost its FLOPs ratio), so most candidates never pay for a full pass or a latency measurement; a stopped one is
-on no front.
+rule, cost its FLOPs ratio) or, under ``mo_asha``, nothing at that share dominates it, so most candidates never pay
+for a full pass or a latency measurement; a stopped one is on no front.
 
 Pure functions on numbers: the Optuna driver keeps rung records in the study's storage and the Ray driver
 in a Ray Tune scheduler, and both decide with ``promote``.
@@ -79,6 +79,11 @@ class Rungs:
         return tuple(sorted({n for n in (math.ceil(f * rows) for f in self.row_fractions) if self.min_rows <= n < rows}))
 
     def promote_rows(self, point: tuple[float, float], others: Sequence[tuple[float, float]]) -> bool:
+        """At a row rung a candidate also goes on while nothing at the rung dominates it (``mo_asha``): in a short
+        study most of a strategy's candidates can be on its front, more than ``1/row_eta`` of them, and each
+        one stopped there is a front point lost, where a trial that trains loses only epochs."""
+        if self.rule == "mo_asha" and not any(_dominates(o, point) for o in others):
+            return True
         return promote(point, others, eta=self.row_eta, rule=self.rule)
 
 
