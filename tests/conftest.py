@@ -25,6 +25,21 @@ def _own_cache_dir(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture()
+def timed_configs(monkeypatch) -> list:
+    """The head configurations the evaluator times (``measure_speedup`` counted, still run), in order."""
+    from headsearch import objectives
+
+    timed, real = [], objectives.measure_speedup
+
+    def counting(dense, pruned, profile, **kwargs):
+        timed.append(pruned.head_config)
+        return real(dense, pruned, profile, **kwargs)
+
+    monkeypatch.setattr(objectives, "measure_speedup", counting)
+    return timed
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "sst2").is_dir() or not (SHARED_DATA / "ag_news").is_dir():

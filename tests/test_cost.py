@@ -84,20 +84,12 @@ def test_latency_and_speedup_are_measured(tiny_builtin):
         measure_latency(model, HardwareProfile(seq_len=64), repeats=1)
 
 
-def test_latency_is_measured_once_per_layout(monkeypatch, tiny_builtin, tiny_task):
+def test_latency_is_measured_once_per_layout(timed_configs, tiny_builtin, tiny_task):
     """Configurations with the same heads per layer (other heads) are priced by one interleaved measurement, in
     evaluation and in a trial's running cost; another count vector is measured."""
-    from headsearch import objectives
     from headsearch.objectives import Evaluator
 
-    measured = []
-    real = objectives.measure_speedup
-
-    def counting(dense, pruned, profile, **kwargs):
-        measured.append(pruned.head_config)
-        return real(dense, pruned, profile, **kwargs)
-
-    monkeypatch.setattr(objectives, "measure_speedup", counting)
+    measured = timed_configs
     evaluator = Evaluator(tiny_builtin, tiny_task, HardwareProfile(threads=1, batch_size=1, seq_len=16), repeats=1)
     a, b = HeadConfig(((0, 1), (2,), (0, 1, 2, 3)), 4), HeadConfig(((2, 3), (0,), (0, 1, 2, 3)), 4)
     first, second = evaluator.evaluate(a), evaluator.evaluate(b)

@@ -58,17 +58,8 @@ def test_any_first_rows_hold_each_label_in_proportion_in_a_seeded_order(tiny_bui
     assert sizes == [25, 25, 50, len(tiny_task) - 100]
 
 
-def test_a_candidate_stopped_at_a_row_rung_scores_no_more_rows_and_is_never_timed(monkeypatch, tiny_builtin, tiny_task):
-    from headsearch import objectives
-
-    timed = []
-    real = objectives.measure_speedup
-
-    def counting(dense, pruned, profile, **kwargs):
-        timed.append(pruned.head_config)
-        return real(dense, pruned, profile, **kwargs)
-
-    monkeypatch.setattr(objectives, "measure_speedup", counting)
+def test_a_candidate_stopped_at_a_row_rung_scores_no_more_rows_and_is_never_timed(timed_configs, tiny_builtin, tiny_task):
+    timed = timed_configs
     profile = HardwareProfile(threads=1, batch_size=1, seq_len=16)
     evaluator = Evaluator(tiny_builtin, tiny_task, profile, repeats=1, row_levels=(25, 50, 100))
     config = HeadConfig(((0, 1), (2,), (0, 1, 2, 3)), 4)
