@@ -461,13 +461,12 @@ def load_time_spent(run_dir: str | Path) -> list[TimeSpent]:
     for name, study in _strategy_studies(info["storage"], info["name"], info["strategies"]):
         ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None]
         times = [t.user_attrs.get(TIME_ATTR, {}) for t in ended]
-        scored = [t for t in ended if "objectives" in t.user_attrs or str(t.user_attrs.get(EARLY_STOP_ATTR, {})
-                                                                            .get("rung", "")).startswith("rows:")]
+        stopped = sum("rows" in t.user_attrs.get(EARLY_STOP_ATTR, {}) for t in ended)  # a row rung's report
+        scored = stopped + sum("objectives" in t.user_attrs for t in ended)
         out.append(TimeSpent(
-            name, len(ended), sum(1 for t in scored if "objectives" not in t.user_attrs),
-            sum((t.datetime_complete - t.datetime_start).total_seconds() for t in ended),
+            name, len(ended), stopped, sum((t.datetime_complete - t.datetime_start).total_seconds() for t in ended),
             *(sum(x.get(k, 0.0) for x in times) for k in ("propose_s", "scoring_s", "latency_s")),
-            sum(x.get("rows_scored", 0) for x in times), len(scored) * info.get("search_rows", 0)))
+            sum(x.get("rows_scored", 0) for x in times), scored * info.get("search_rows", 0)))
     return out
 
 
