@@ -1,12 +1,15 @@
-"""A* mask scoring with and without the early stop of infeasible masks: same searches, masks per second.
+"""A* mask scoring against a baseline scorer: same searches, masks per second, identical decisions.
 
     python benchmarks/astar_scoring.py studies/sst2_minilm.yaml --out runs/sst2_minilm --max-masks 200
+    python benchmarks/astar_scoring.py studies/sst2_minilm_classifier.yaml --baseline whole --max-masks 150
 
 For each A* setting (``--search`` as EPSILON:HEURISTIC:WEIGHT, branching ``--branching``), the search
-runs twice on the study's ``--eval-rows`` subset, once with the full scorer (every mask on every row, as
-before issue 17) and once with the early stop, in alternating order; it prints both searches' masks per
-second and whether they made identical decisions (returned state, trace of best states, masks scored,
-expansions, stop reason), and what the early stop saved (masks stopped, fraction of mask-rows scored).
+runs twice on the study's ``--eval-rows`` subset, once with the baseline scorer and once with the
+default one, in alternating order. ``--baseline full``: every mask on every row (no early stop, as before
+issue 17); ``--baseline whole``: whole forward passes (no prefix reuse, as transformers models had before
+issue 30). It prints both searches' masks per second and whether they made identical decisions (returned
+state, trace of best states, masks scored, expansions, stop reason), masks stopped early and the fraction
+of mask-rows scored.
 ``--long S``: then one search with the early stop and a wall-clock limit of S seconds (budget unlimited),
 with the accuracy of its pruned model on the subset, the held-out rest of the search split and test.
 """
@@ -14,6 +17,7 @@ with the accuracy of its pruned model on the subset, the held-out rest of the se
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from _study import open_study, study_parser
 
@@ -29,6 +33,9 @@ class FullScoring(MaskEvaluator):
         return super().score(masks, reference)
 
 
+BASELINES = {"full": FullScoring, "whole": partial(MaskEvaluator, reuse_prefix=False)}
+
+
 def decisions(r: AStarResult) -> tuple:
     return r.pruned, r.trace, r.evaluations, r.expansions, r.stop_reason
 
@@ -41,11 +48,14 @@ def main() -> int:
     parser.add_argument("--max-masks", type=int, default=200, help="masks per compared search")
     parser.add_argument("--long", type=float, default=0.0, help="seconds of one long search with the early stop")
     parser.add_argument("--long-search", default="0.01:importance:0.2")
+    parser.add_argument("--baseline", choices=sorted(BASELINES), default="full",
+                        help="full: no early stop of infeasible masks; whole: no prefix reuse")
     args = parser.parse_args()
     config, context, test = open_study(args)
     subset, heldout = context.search.split(args.eval_rows, seed=context.seed)
     print(f"model {config.model.source} {context.num_layers}x{context.num_heads}; subset {len(subset)} rows; "
-          f"{args.threads} threads; branching {args.branching}; {args.max_masks} masks per search")
+          f"{args.threads} threads; branching {args.branching}; {args.max_masks} masks per search; "
+          f"baseline {args.baseline}")
     print("| search | scorer | masks | wall s | masks/s | ratio | masks stopped early | mask-rows scored | identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     for i, spec in enumerate(args.search):
@@ -53,18 +63,19 @@ def main() -> int:
         settings = AStarSettings(epsilon=float(epsilon), branching=args.branching, heuristic=heuristic,
                                  weight=float(weight), max_masks=args.max_masks, time_limit_s=None)
         results = {}
-        for name in (("full", "early") if i % 2 == 0 else ("early", "full")):
+        base = args.baseline
+        for name in ((base, "default") if i % 2 == 0 else ("default", base)):
             # a fresh evaluator per search: its memo would otherwise answer the masks an earlier search scored
-            evaluator = (FullScoring if name == "full" else MaskEvaluator)(context.dense, subset)
+            evaluator = (BASELINES[name] if name == base else MaskEvaluator)(context.dense, subset)
             results[name] = astar_prune(evaluator, settings, progress=True)
-        same = decisions(results["full"]) == decisions(results["early"])
+        same = decisions(results[base]) == decisions(results["default"])
         rate = {k: r.evaluations / r.wall_s for k, r in results.items()}
-        for name in ("full", "early"):
+        for name in (base, "default"):
             r = results[name]
             rows = r.scoring["mask_rows"] / max(1, r.scoring["mask_rows_full"])
             print(f"| {spec} | {name} | {r.evaluations} | {r.wall_s:.0f} | {rate[name]:.2f} | "
-                  f"{rate[name] / rate['full']:.2f}x | {r.scoring['stopped_early']} | {rows:.2f} | {same} |", flush=True)
-        print(f"  {spec}: {len(results['early'].pruned)} heads pruned, trace {results['early'].trace}", flush=True)
+                  f"{rate[name] / rate[base]:.2f}x | {r.scoring['stopped_early']} | {rows:.2f} | {same} |", flush=True)
+        print(f"  {spec}: {len(results['default'].pruned)} heads pruned, trace {results['default'].trace}", flush=True)
     if args.long:
         epsilon, heuristic, weight = args.long_search.split(":")
         settings = AStarSettings(epsilon=float(epsilon), branching=args.branching, heuristic=heuristic,

@@ -8,10 +8,13 @@ import random
 
 import pytest
 import torch
-from hf_models import DECODERS, FAMILIES, save_tiny_classifier
+from floats import assert_close, same_score
+from hf_models import DECODERS, FAMILIES, LABELS, WORDS, save_tiny_classifier
 from torch.utils.flop_counter import FlopCounterMode
 
+from headsearch.analysis.mask_eval import MaskEvaluator
 from headsearch.cost import count_flops
+from headsearch.data.text import TextDataset
 from headsearch.errors import HeadConfigError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.hf.surgery import EmptyAttention, RepeatedHeads, get_module
@@ -237,3 +240,54 @@ def test_equal_layouts_prune_to_the_same_shapes(family, tmp_path):
     assert any(len(configs) > 1 and len({c.kept for c in configs}) > 1 for configs in by_layout.values())
     if family == "llama":  # two query heads in one group, or one in each: the same count, another layout
         assert model.layout(HeadConfig(((0, 1), (0, 1)), 4)) != model.layout(HeadConfig(((0, 2), (0, 1)), 4))
+
+
+def test_resuming_from_a_prefix_equals_a_whole_pass(family_clf):
+    """Prefix reuse on the user's model: layers before ``start`` replay the prefix's output, for stacked copies."""
+    family, clf = family_clf
+    model, L = clf.model, clf.model.num_layers
+    ids, attn = clf.encode(TEXTS, PAIRS)
+    reference = torch.tensor(configs(clf, seed=1)[1].mask(), dtype=torch.float32)
+    ran: list[int] = []  # layers whose attention output projection ran
+    handles = [get_module(layer, model.family.output).register_forward_pre_hook(lambda m, a, i=i: ran.append(i))
+               for i, layer in enumerate(model._layers())]
+    outputs = model.prefix(ids, attn, reference, L - 1)
+    assert len(outputs) == L - 1 and ran == list(range(L - 1))  # the pass ended after the layers asked for
+    outputs.append(model.prefix(ids, attn, reference, L)[-1])
+    for start in range(L + 1):
+        masks = [reference.clone() for _ in range(3)]
+        for c, m in enumerate(masks):  # copies that differ from the reference from layer `start` on
+            for layer in range(start, L):
+                m[layer] = torch.tensor([float((c + h + layer) % 3 != 0) for h in range(model.num_heads)])
+        gates = torch.stack(masks).repeat_interleave(len(TEXTS), dim=0)
+        ran.clear()
+        resumed = model.resume(ids.repeat(3, 1), attn.repeat(3, 1), gates,
+                               outputs[start - 1] if start else None, start, copies=3)
+        assert ran == list(range(start, L))  # the layers before start were replayed, not run
+        whole = model(ids.repeat(3, 1), attn.repeat(3, 1), gates=gates)
+        assert_close(resumed, whole)
+    for handle in handles:
+        handle.remove()
+    assert all("forward" not in vars(layer) for layer in model._layers())  # the replay is undone
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "deberta-v2"])
+def test_mask_scores_with_prefix_reuse_equal_whole_passes(family, tmp_path):
+    """A* and CAHP score masks against a reference on the user's model: the same scores and early-stop decisions
+    with prefix reuse as with whole passes."""
+    clf = open_classifier(save_tiny_classifier(family, tmp_path), max_length=16)
+    rng = random.Random(0)
+    texts = [" ".join(rng.choices(WORDS, k=rng.randint(2, 12))) for _ in range(40)]
+    data = TextDataset(tuple(texts), tuple(rng.randrange(3) for _ in texts), LABELS)
+    reference = torch.tensor(configs(clf, seed=2)[2].mask(), dtype=torch.float32)
+    masks = []
+    for x in range(clf.model.num_layers * clf.model.num_heads):  # the reference's children, as A* scores them
+        m = reference.clone().flatten()
+        m[x] = 1.0 - m[x]
+        masks.append(m.view_as(reference))
+    for at_least in (None, 0.4):
+        reused, whole = (MaskEvaluator(clf, data, batch_size=8, reuse_prefix=r) for r in (True, False))
+        a, b = (e.score(masks, reference=reference, at_least=at_least) for e in (reused, whole))
+        assert all(same_score(x, y) for x, y in zip(a, b, strict=True))
+        assert reused.counts.layer_rows_reused > 0 and whole.counts.layer_rows_reused == 0
+    assert len({round(s.loss, 4) for s in a if s.exact}) > 3  # the masks differ, so equality is not trivial

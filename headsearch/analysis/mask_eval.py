@@ -12,8 +12,8 @@ contract), and gating costs no copy. Two savings, both exact:
 - **memo**: a mask's score is kept and reused by every later call (A* trials of a study that share the
   evaluator meet the same masks near the root).
 
-Prefix reuse needs a model that runs layer by layer (``supports_prefix_reuse``: headsearch's own
-encoder); a Hugging Face model runs whole forward passes, masks still stacked along the batch.
+Prefix reuse runs on every model (``HeadedModel.prefix`` / ``resume``; a transformers model replays
+the reference's output in the layers it skips).
 
 A third saving, for searches that only need to know whether a mask reaches an accuracy (``at_least``):
 
@@ -89,7 +89,7 @@ class MaskEvaluator:
         self.clf = clf
         self.data = data
         self.rows_per_pass = rows_per_pass
-        self.reuse_prefix = reuse_prefix and clf.model.supports_prefix_reuse
+        self.reuse_prefix = reuse_prefix
         self.counts = ScoringCounts()
         self._memo: dict[bytes, MaskScore] = {}  # by the mask's bytes: scores do not depend on the reference
         self._margins: dict[bytes, torch.Tensor] = {}  # per-row margins of the masks scored in full
@@ -157,10 +157,8 @@ class MaskEvaluator:
             groups: dict[int, list[int]] = {}
             for j in live:
                 groups.setdefault(starts[j], []).append(j)
-            if self.reuse_prefix:
-                states = [model.embeddings(ids)]  # states[l]: the reference's token states entering layer l
-                for layer in range(max(groups)):
-                    states.append(model.run_layers(states[layer], attn, ref, start=layer, stop=layer + 1))
+            if self.reuse_prefix:  # outputs[l]: what the reference's layer l outputs, entering layer l + 1
+                outputs = model.prefix(ids, attn, ref, max(groups))
             per_pass = max(1, self.rows_per_pass // n)
             for start, members in groups.items():
                 for c in range(0, len(members), per_pass):
@@ -168,9 +166,8 @@ class MaskEvaluator:
                     k = len(chunk)
                     a = attn.repeat(k, 1)
                     gates = torch.stack([masks[j] for j in chunk]).repeat_interleave(n, dim=0)
-                    if self.reuse_prefix:
-                        x = states[start].repeat(k, 1, 1)
-                        logits = model.classify(model.run_layers(x, a, gates, start=start), a)
+                    if self.reuse_prefix and start > 0:
+                        logits = model.resume(ids.repeat(k, 1), a, gates, outputs[start - 1], start, copies=k)
                     else:
                         logits = model(ids.repeat(k, 1), a, gates=gates)
                     logits = logits.view(k, n, -1)

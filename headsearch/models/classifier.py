@@ -188,7 +188,6 @@ class HeadedClassifier(HeadedModel):
     """Encoder + mean pooling over real tokens + linear classifier; implements the HeadedModel contract."""
 
     can_skip_attention = True  # a layer with no head left keeps its residual path and FFN
-    supports_prefix_reuse = True
 
     def __init__(self, spec: EncoderSpec, head_config: HeadConfig | None = None):
         super().__init__()
@@ -246,6 +245,19 @@ class HeadedClassifier(HeadedModel):
             g = gate_fn(i, x, attention_mask) if gate_fn is not None else None if gates is None else gates[:, i]
             x = self.layers[i](x, mask_bias, g)
         return x
+
+    def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor,
+               layers: int) -> list[torch.Tensor]:
+        states, x = [], self.embeddings(input_ids)
+        for i in range(layers):
+            x = self.run_layers(x, attention_mask, gates, start=i, stop=i + 1)
+            states.append(x)
+        return states
+
+    def resume(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor, entering: Any,
+               start: int, *, copies: int = 1) -> torch.Tensor:
+        x = self.embeddings(input_ids) if start == 0 else entering.repeat(copies, 1, 1)
+        return self.classify(self.run_layers(x, attention_mask, gates, start=start), attention_mask)
 
     @staticmethod
     def mask_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

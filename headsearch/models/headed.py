@@ -13,7 +13,7 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -52,7 +52,6 @@ class HeadedModel(nn.Module, metaclass=ABCMeta):
     """
 
     can_skip_attention: ClassVar[bool] = True  # a layer may keep zero heads
-    supports_prefix_reuse: ClassVar[bool] = False  # embeddings / run_layers / classify (headsearch.analysis.mask_eval)
 
     @property
     @abstractmethod
@@ -79,6 +78,20 @@ class HeadedModel(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 gates: torch.Tensor | GateFn | None = None) -> torch.Tensor: ...
+
+    @abstractmethod
+    def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor,
+               layers: int) -> list[Any]:
+        """What the first ``layers`` layers output for these rows under ``gates`` (element ``l``: layer ``l``'s
+        output, in whatever form ``resume`` takes it); the forward pass stops after layer ``layers - 1``."""
+
+    @abstractmethod
+    def resume(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor, entering: Any,
+               start: int, *, copies: int = 1) -> torch.Tensor:
+        """Logits of ``copies`` copies of some rows stacked along the batch (``input_ids`` and the rest hold
+        all of them), resumed at layer ``start`` from ``entering``: the rows' ``prefix(...)[start - 1]``.
+        Exact when ``gates`` equal the prefix's gates on layers ``0..start-1`` (mask search reuses the
+        parent's prefix for children that first differ from it at ``start``: ``headsearch.analysis.mask_eval``)."""
 
     @abstractmethod
     def record_heads(self, *, attention: bool = False) -> AbstractContextManager[HeadRecord]:

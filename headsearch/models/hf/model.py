@@ -10,6 +10,10 @@ need them (a plain forward, the one latency is measured on, runs the bare model)
 - recording: the same pre-hook keeps each head's output; attention maps come from a hook on the
   attention module while the model runs eager attention (switched on for the block, since fused kernels
   return no maps);
+- prefix reuse: ``prefix`` keeps each layer's output (a forward hook) and ends the pass once it has the
+  layers asked for; ``resume`` runs the whole model with the layers before ``start`` replaying that output
+  instead of computing (their ``forward`` shadowed for the one pass), so every family's own layer loop,
+  masks, rotary tables and pooling run as they are;
 - pruning: ``headsearch.models.hf.surgery`` cuts the real modules, so a pruned model is still the
   user's transformers class and runs the same fast kernels.
 
@@ -150,6 +154,41 @@ class TransformersClassifier(HeadedModel):
         sep = (input_ids == self.pair_separator).long()
         return ((sep.cumsum(-1) - sep) > 0).long() * attention_mask.long()
 
+    def prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor,
+               layers: int) -> list[Any]:
+        outputs: list[Any] = []
+        if layers == 0:
+            return outputs
+
+        def keep(module: nn.Module, args: tuple, output: Any) -> None:
+            outputs.append(output)
+            if len(outputs) == layers:
+                raise _PrefixDone  # the layers after it are not needed
+
+        handles = [layer.register_forward_hook(keep) for layer in self._layers()[:layers]]
+        try:
+            self(input_ids, attention_mask, gates)
+        except _PrefixDone:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return outputs
+
+    def resume(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor, entering: Any,
+               start: int, *, copies: int = 1) -> torch.Tensor:
+        if start == 0:
+            return self(input_ids, attention_mask, gates)
+        output = _repeated(entering, copies)
+        skipped = list(self._layers())[:start]
+        for layer in skipped:  # each returns what enters layer `start`; only the last one's output is used
+            layer.forward = partial(_replay, output)
+        try:
+            return self(input_ids, attention_mask, gates)
+        finally:
+            for layer in skipped:
+                del layer.forward
+
     @contextmanager
     def record_heads(self, *, attention: bool = False) -> Iterator[HeadRecord]:
         record = HeadRecord(want_attention=attention)
@@ -252,3 +291,20 @@ class TransformersClassifier(HeadedModel):
             if self._per_unit > 1:  # a unit's map: the mean of its query heads' maps
                 maps = maps.view(maps.shape[0], len(units), self._per_unit, *maps.shape[-2:]).mean(2)
         self._record.attention.append(maps)
+
+
+class _PrefixDone(Exception):
+    """Raised by ``prefix``'s hook to end a forward pass once the layers asked for have run."""
+
+
+def _replay(output: Any, *args: Any, **kwargs: Any) -> Any:
+    return output
+
+
+def _repeated(output: Any, copies: int) -> Any:
+    """A layer's output (a tensor, or a tuple holding tensors) for ``copies`` copies of its rows, stacked."""
+    if copies == 1 or output is None:
+        return output
+    if isinstance(output, torch.Tensor):
+        return output.repeat(copies, *[1] * (output.dim() - 1))
+    return type(output)(_repeated(x, copies) for x in output)
