@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from floats import assert_close
 
 from headsearch.analysis.head_scores import gradient_importance
 from headsearch.heads import HeadConfig, heads_for_budget, split_heads
@@ -42,15 +43,16 @@ def test_importance_ranks_a_useless_head_last():
 
 
 def test_importance_gradient_equals_finite_difference():
-    """|dL/d gate| by autograd equals the slope of the loss as the gate moves (the Taylor criterion)."""
+    """E_x |dL(x)/d gate| by autograd equals the mean over examples of each example's loss slope as the gate moves
+    (the Taylor criterion, absolute value per example as the paper's formula reads)."""
     context = tiny_context()
     data = context.scoring.head(8)
-    scores = gradient_importance(context.dense, data, normalize_layers=False, batch_size=8)
+    scores = gradient_importance(context.dense, data, normalize_layers=False, batch_size=3)
     ids, mask = context.dense.encode(data.texts)
     labels = torch.tensor(data.labels)
 
-    def loss(g):
-        return torch.nn.functional.cross_entropy(context.dense.model(ids, mask, gates=g), labels, reduction="sum").item()
+    def losses(g):
+        return torch.nn.functional.cross_entropy(context.dense.model(ids, mask, gates=g), labels, reduction="none")
 
     gates = torch.ones(3, 4, dtype=torch.float64)
     context.dense.model.double()
@@ -58,8 +60,19 @@ def test_importance_gradient_equals_finite_difference():
     plus, minus = gates.clone(), gates.clone()
     plus[1, 2] += eps
     minus[1, 2] -= eps
-    slope = abs(loss(plus) - loss(minus)) / (2 * eps) / len(data)
-    assert scores[1, 2].item() == pytest.approx(slope, rel=1e-3)
+    slopes = (losses(plus) - losses(minus)) / (2 * eps)
+    assert scores[1, 2].item() == pytest.approx(slopes.abs().mean().item(), rel=1e-3)
+    assert slopes.abs().mean() > slopes.mean().abs() * 1.01  # the examples disagree in sign: per-example |.| matters
+
+
+def test_importance_does_not_depend_on_how_rows_are_batched():
+    context = tiny_context()
+    mask = torch.ones(3, 4)
+    mask[0, 1] = 0.0
+    one = gradient_importance(context.dense, context.scoring, mask=mask, batch_size=1)
+    for batch_size in (7, 64):
+        # the same per-example sums added in another order: float32 rounding only (tests/floats.py)
+        assert_close(gradient_importance(context.dense, context.scoring, mask=mask, batch_size=batch_size), one)
 
 
 def test_iterative_order_is_a_prefix_chain():
@@ -73,6 +86,36 @@ def test_iterative_order_is_a_prefix_chain():
     assert small.head_config.is_subset_of(large.head_config)
     assert small.head_config.total_kept == heads_for_budget(0.3, 3, 4)
     assert 0 not in small.head_config.counts
+
+
+def test_every_importance_ranking_shares_the_one_dense_gradient_pass(monkeypatch):
+    """One-shot scores (both normalisations) and every iterative order's first round come from one pass at the
+    dense mask."""
+    from headsearch.strategies import base, importance
+
+    passes: list[bool] = []  # per gradient pass: whether it ran at the dense mask
+
+    def counting(clf, data, *, mask=None, **kwargs):
+        passes.append(mask is None or bool(mask.all()))
+        return gradient_importance(clf, data, mask=mask, **kwargs)
+
+    monkeypatch.setattr(base, "gradient_importance", counting)
+    monkeypatch.setattr(importance, "gradient_importance", counting)
+    context = tiny_context()
+    strategy = importance.ImportanceStrategy()
+    strategy.prepare(context)
+    proposed = {}
+    for normalize in (True, False):
+        for iterative in (False, True):
+            for step in (0.1, 0.05) if iterative else (0.1,):
+                params = {"budget": 0.5, "iterative": iterative, "normalize_layers": normalize, "step": step}
+                proposed[normalize, iterative, step] = strategy.propose(params, context).head_config
+    assert passes.count(True) == 1 and passes.count(False) > 0
+    for normalize in (True, False):
+        expected = gradient_importance(context.dense, context.scoring, normalize_layers=normalize)
+        assert proposed[normalize, False, 0.1] == HeadConfig.top(expected.tolist(), heads_for_budget(0.5, 3, 4))
+        first = importance.removal_order(context, normalize_layers=normalize, step=0.1)[0]
+        assert first == divmod(int(expected.argmin()), 4)  # round one ranks by that pass
 
 
 def test_nas_splits_its_budget_and_takes_the_most_important_heads_per_layer():

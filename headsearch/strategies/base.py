@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from headsearch.analysis.head_scores import gradient_importance
+from headsearch.analysis.head_scores import gradient_importance, layer_normalized
 from headsearch.core import Candidate
 from headsearch.data.text import TextDataset
 from headsearch.heads import HeadConfig
@@ -90,9 +90,11 @@ class StudyContext:
 
     def importance(self, *, normalize_layers: bool = True) -> torch.Tensor:
         """Michel et al. gradient importance of every dense head on the scoring split (``[layers, heads]``),
-        computed once per study (cache namespace ``headsearch``): the scores several strategies rank by."""
-        return self.cached("headsearch", ("importance", "one-shot", normalize_layers),
-                           lambda: gradient_importance(self.dense, self.scoring, normalize_layers=normalize_layers))
+        computed once per study (cache namespace ``headsearch``): the scores several strategies rank by, and
+        the first round of every iterative-importance order. Both normalisations come from the one pass."""
+        raw = self.cached("headsearch", ("importance", "one-shot"),
+                          lambda: gradient_importance(self.dense, self.scoring, normalize_layers=False))
+        return layer_normalized(raw) if normalize_layers else raw
 
     @property
     def num_heads(self) -> int:

@@ -4,7 +4,7 @@ Scores come from ``headsearch.analysis.head_scores.gradient_importance`` on the 
 train sample), never on the search split the candidates are evaluated on. One-shot: keep the
 highest-scored heads. Iterative (the paper's Fig. 4 procedure): remove ``step`` of all heads with the
 lowest scores, re-score with those heads masked, repeat; the removal order is computed once per study
-and a trial's budget takes a prefix of it. Departure from the paper: the paper stops at an accuracy
+and a trial's budget takes a prefix of it. Every order's first round is the study's one-shot pass. Departure from the paper: the paper stops at an accuracy
 threshold; here the budget is the searched parameter and accuracy is an objective. Every layer keeps
 at least one head.
 """
@@ -28,7 +28,8 @@ def removal_order(context: StudyContext, *, normalize_layers: bool, step: float)
     order: list[tuple[int, int]] = []
     per_round = max(1, round(step * L * H))
     while len(order) < L * H - L:
-        scores = gradient_importance(context.dense, context.scoring, mask=mask, normalize_layers=normalize_layers)
+        scores = context.importance(normalize_layers=normalize_layers) if not order else \
+            gradient_importance(context.dense, context.scoring, mask=mask, normalize_layers=normalize_layers)
         alive = [(scores[i, h].item(), i, h) for i in range(L) for h in range(H) if mask[i, h] > 0]
         removed = 0
         for _, i, h in sorted(alive):
