@@ -12,22 +12,29 @@ from pathlib import Path
 
 from headsearch.data.columns import guess_columns, sample_columns
 from headsearch.data.files import Columns, detect_format, read_file
-from headsearch.errors import HeadsearchError
+from headsearch.errors import DataError, HeadsearchError
 from headsearch.models.hf.folder import read_config
 from headsearch.models.hf.user_model import check_classifier_folder
 from headsearch.study_config import load_study
 
-# a first study: every strategy that runs on a transformers model, a few trials each (raise n_trials later,
-# `headsearch run STUDY --resume --n-trials N`)
-STRATEGIES = """\
+# A first study runs the strategies that only score candidates (a few minutes on a MiniLM-sized model on two
+# CPU cores; docs/your-model.md has the figures); the ones that search longer or train come commented out,
+# to add to the same run with `--resume` (raise n_trials later the same way: `--resume --n-trials N`).
+FIRST = """\
   - {name: dense, n_trials: 1}
-  - {name: importance, n_trials: 20}     # Michel et al. gradient importance, one-shot or iterative
+  - {name: importance, n_trials: 20, space: {step: {choices: [0.1]}}}   # Michel et al. gradient importance
   - {name: nas, n_trials: 20}            # NSGA-II over per-layer head counts
   - {name: random, n_trials: 20}         # the baseline every strategy must beat
-  - {name: cahp, n_trials: 2}            # clusters of heads with similar class separability, knee-chosen count
-  - {name: astar, n_trials: 1, space: {max_masks: {low: 200, high: 400}}}   # most heads removable within a tolerance
-  - {name: static_gates, n_trials: 2}    # gates learned for one budget (fine-tunes a copy of your model)
-  - {name: budgeted_gates, n_trials: 3, space: {adapt_epochs: {high: 0}}}     # one gated checkpoint for every budget
+"""
+ASTAR = ("{name: astar, n_trials: 1, space: {heuristic: {choices: [importance]}, weight: {choices: [0.2]}, "
+         "epsilon: {choices: [0.01]}, eval_rows: {choices: [256]}, max_masks: {low: 300, high: 300}}}")
+LONGER = f"""\
+  # Longer: uncomment, then `headsearch run THIS_FILE --resume` adds them to the same run (on a MiniLM-sized
+  # model on two CPU cores about 6, 4, 4-6 and 3 minutes).
+  # - {ASTAR}   # most heads removable within 1 point
+  # - {{name: cahp, n_trials: 2}}            # clusters of heads with similar class separability, knee-chosen count
+  # - {{name: static_gates, n_trials: 2}}    # gates learned for one budget (fine-tunes a copy of your model)
+  # - {{name: budgeted_gates, n_trials: 3, space: {{adapt_epochs: {{high: 0}}}}}}   # one gated checkpoint for every budget
 """
 
 
@@ -62,6 +69,12 @@ def write_study(model_dir: Path, data: Path, out: Path, *, dev: Path | None = No
     split = "train" if kind == "datasets" and _has_splits(data) else None
     rows = read_file(data, Columns(text=text, pair=pair, label=label), format=kind, split=split)
     _, matched = rows.aligned_to(labels)  # raises, naming both label lists, when they cannot be matched
+    for other in (p for p in (dev, test) if p is not None):  # the study names one set of columns for every file
+        try:
+            read_file(other, Columns(text=text, pair=pair, label=label), format=detect_format(other))
+        except DataError as e:
+            raise DataError(f"{e} `init` reads every file with the columns of {data.name}: give {other.name} the "
+                            "same header.") from None
     positions = int(config.get("max_position_embeddings") or config.get("n_positions") or 512)
     max_length = max_length or min(128, positions)
     if max_length > positions:
@@ -95,7 +108,7 @@ hardware: {{device: cpu, threads: 1, batch_size: 1, seq_len: {max_length}, repea
 sampler: nsga2
 objectives: [accuracy, flops, latency_ms]
 strategies:
-{STRATEGIES}"""
+{FIRST}{LONGER}"""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(study)

@@ -52,6 +52,19 @@ def test_study_runs_records_and_resumes(tmp_path):
         assert "accuracy" in t.data.metrics and t.data.tags["git_commit"]
 
 
+def test_resume_adds_the_strategies_the_study_now_lists(tmp_path):
+    """`headsearch init` writes the longer strategies commented out: uncommented, `--resume` runs only them."""
+    first = [{"name": "dense", "n_trials": 1}, {"name": "random", "n_trials": 2}]
+    out = run_study(load_study(write_study(tmp_path, first)), progress=False, echo=quiet)
+    storage = json.loads((out / "run.json").read_text())["storage"]
+    before = [t.datetime_start for t in optuna.load_study(study_name="tiny:random", storage=storage).trials]
+    run_study(load_study(write_study(tmp_path, [*first, {"name": "importance", "n_trials": 2}])), resume=True,
+              progress=False, echo=quiet)
+    assert json.loads((out / "run.json").read_text())["strategies"] == ["dense", "random", "importance"]
+    assert [t.datetime_start for t in optuna.load_study(study_name="tiny:random", storage=storage).trials] == before
+    assert len(optuna.load_study(study_name="tiny:importance", storage=storage).trials) == 2
+
+
 def test_astar_trials_record_their_search_figures(tmp_path):
     """A strategy's Candidate.info reaches Optuna's user attributes and the trial's MLflow run."""
     space = {"max_masks": {"low": 20, "high": 40}, "eval_rows": {"choices": [40]}, "branching": {"low": 2, "high": 3}}

@@ -19,6 +19,7 @@ from headsearch.searchspace import load_space
 from headsearch.strategies import get
 from headsearch.study import build_context, load_points, run_study
 from headsearch.study_config import load_study
+from headsearch.study_init import write_study
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -40,6 +41,19 @@ def user_files(tmp_path_factory):
     model = save_tiny_classifier("bert", root / "my-bert")
     write_reviews(root / "reviews.csv")
     return root, model
+
+
+def test_init_writes_a_first_study_and_the_longer_strategies_commented_out(user_files, tmp_path):
+    root, model = user_files
+    study = write_study(model, root / "reviews.csv", tmp_path / "first.yaml")
+    assert [s.name for s in load_study(study).strategies] == ["dense", "importance", "nas", "random"]
+    every = tmp_path / "every.yaml"  # what a user gets by uncommenting the longer strategies
+    every.write_text(study.read_text().replace("  # - {", "  - {"))
+    runs = load_study(every).strategies
+    assert [s.name for s in runs] == ["dense", "importance", "nas", "random", "astar", "cahp", "static_gates",
+                                      "budgeted_gates"]
+    for run in runs:  # every strategy and override init writes is one the search spaces know
+        load_space(get(run.name).cls.search_space, run.space)
 
 
 @pytest.mark.slow
@@ -86,6 +100,12 @@ def test_init_refuses_what_it_cannot_search(user_files, tmp_path):
     result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--label-column", "stars",
                  "--out", str(tmp_path / "s.yaml"))
     assert result.returncode == 2 and "column 'stars' is not in the file" in result.stderr
+    (tmp_path / "dev.csv").write_text("id,text,sentiment\n0,a good film,positive\n")  # another header than train's
+    result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--dev", str(tmp_path / "dev.csv"),
+                 "--out", str(tmp_path / "s.yaml"))
+    assert result.returncode == 2 and not (tmp_path / "s.yaml").exists()
+    assert "column(s) ['review'] not in the header" in result.stderr and "give dev.csv the same header" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_gqa_model_searched_by_key_value_group(tmp_path):

@@ -4,9 +4,9 @@ Scores come from ``headsearch.analysis.head_scores.gradient_importance`` on the 
 train sample), never on the search split the candidates are evaluated on. One-shot: keep the
 highest-scored heads. Iterative (the paper's Fig. 4 procedure): remove ``step`` of all heads with the
 lowest scores, re-score with those heads masked, repeat; the removal order is computed once per study
-and a trial's budget takes a prefix of it. Every order's first round is the study's one-shot pass. Departure from the paper: the paper stops at an accuracy
-threshold; here the budget is the searched parameter and accuracy is an objective. Every layer keeps
-at least one head.
+and a trial's budget takes a prefix of it. Every order's first round is the study's one-shot pass.
+Departure from the paper: the paper stops at an accuracy threshold; here the budget is the searched
+parameter and accuracy is an objective. Every layer keeps at least one head.
 """
 
 from __future__ import annotations
