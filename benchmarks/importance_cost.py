@@ -22,6 +22,9 @@ from torch.nn import functional as F
 from headsearch.analysis.head_scores import gradient_importance, layer_normalized
 from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.models import accuracy
+from headsearch.strategies import base, importance
+
+ONE_SHOT = ("headsearch", ("importance", "one-shot"))  # the context's cached dense pass (StudyContext.importance)
 
 
 def per_batch_importance(clf, data, *, mask=None, normalize_layers=True, batch_size=32):
@@ -44,20 +47,16 @@ def per_batch_importance(clf, data, *, mask=None, normalize_layers=True, batch_s
     return layer_normalized(scores) if normalize_layers else scores
 
 
-def order_by(estimator, clf, data, L, H, step=0.1):
-    """Iterative removal order (as ``strategies.importance.removal_order``) with ``estimator``."""
-    mask, order, per_round = torch.ones(L, H), [], max(1, round(step * L * H))
-    while len(order) < L * H - L:
-        scores = estimator(clf, data, mask=mask)
-        removed = 0
-        for _, i, h in sorted((scores[i, h].item(), i, h) for i in range(L) for h in range(H) if mask[i, h] > 0):
-            if removed == per_round:
-                break
-            if mask[i].sum() > 1:
-                mask[i, h] = 0.0
-                order.append((i, h))
-                removed += 1
-    return order
+def order_with(estimator, context, step=0.1):
+    """``removal_order`` (layer-normalised) with ``estimator`` for every pass, its first round's included."""
+    saved = base.gradient_importance, importance.gradient_importance
+    base.gradient_importance = importance.gradient_importance = estimator
+    context.cache.pop(ONE_SHOT, None)
+    try:
+        return importance.removal_order(context, normalize_layers=True, step=step)
+    finally:
+        base.gradient_importance, importance.gradient_importance = saved
+        context.cache.pop(ONE_SHOT, None)
 
 
 def main() -> int:
@@ -82,7 +81,7 @@ def main() -> int:
         print(f"  {name}: {statistics.median(times[name]):.2f} s per pass (median of {args.repeats})")
     a, b = (s.flatten().numpy() for s in scores.values())
     print(f"  Spearman correlation of the two score tables: {spearmanr(a, b).statistic:.3f}")
-    orders = {name: order_by(fn, clf, data, L, H) for name, fn in ways.items()}
+    orders = {name: order_with(fn, context) for name, fn in ways.items()}
     print("\n| budget | way | one-shot: accuracy | iterative: accuracy | heads kept by both (one-shot) |")
     print("|---|---|---|---|---|")
     for budget in args.budgets:

@@ -6,7 +6,9 @@ combined front's hypervolume (accuracy x FLOPs; every front point is scored on e
 For each seed, the study runs twice in this process, rungs first then in full (``--no-early-stopping``), each in
 its own run folder and storage, so the same sampler and seed propose from the same history until a stop.
 ``--strategies`` keeps only those (default: the study's scoring-bound ones: dense, importance (one-shot),
-nas, random), since row rungs change only how candidates are scored.
+nas, random), since row rungs change only how candidates are scored. ``--dense-pass``: also time one dense
+pass of the study's model over its search rows (pre-tokenised, as candidates are scored; median of 3) and
+print each mode's mean trial cost (scoring + latency) in such passes.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
+from headsearch.models.encoded import EncodedSplit
 from headsearch.report import summarise
-from headsearch.study import load_points, load_run, load_time_spent, run_study
+from headsearch.study import build_context, load_points, load_run, load_time_spent, run_study
 from headsearch.study_config import StrategyRun, load_study
 
 ONE_SHOT = {"iterative": {"type": "categorical", "choices": [False]}}
@@ -31,8 +34,10 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["dense", "importance", "nas", "random"])
     parser.add_argument("--rungs-only", action="store_true",
                         help="run with rungs only; compare with the full runs already in --out (their rule does not matter)")
+    parser.add_argument("--dense-pass", action="store_true", help="print trial costs in dense passes over the search rows")
     args = parser.parse_args()
     base = load_study(args.study)
+    dense_pass = timed_dense_pass(base) if args.dense_pass else None
     kept = [StrategyRun(name=s.name, n_trials=s.n_trials, space=ONE_SHOT if s.name == "importance" else s.space)
             for s in base.strategies if s.name in args.strategies]
     ratios, walls = [], {"rows": [], "full": []}
@@ -62,11 +67,27 @@ def main() -> None:
                   f"{stopped} of {sum(t.trials for t in spent)} trials stopped at a row rung, rows scored "
                   f"{rows / full:.0%}, scoring {sum(t.scoring_s for t in spent):.1f} s, latency "
                   f"{sum(t.latency_s for t in spent):.1f} s, proposals {sum(t.propose_s for t in spent):.1f} s", flush=True)
+            if dense_pass:
+                per_trial = sum(t.scoring_s + t.latency_s for t in spent) / sum(t.trials for t in spent)
+                print(f"  {mode}: mean trial cost {per_trial:.1f} s = {per_trial / dense_pass:.2f} dense passes over "
+                      f"the search rows ({dense_pass:.1f} s each)", flush=True)
         ratios.append(figures["rows"] / figures["full"])
         print(f"seed {seed}: HV rungs / full {ratios[-1]:.4f}, wall {walls['rows'][-1] / walls['full'][-1]:.2f}x", flush=True)
     spread = f" (min {min(ratios):.4f}, max {max(ratios):.4f})" if len(ratios) > 1 else ""
     print(f"HV rungs / full: mean {statistics.fmean(ratios):.4f}{spread}; wall rungs {statistics.fmean(walls['rows']):.1f} s, "
           f"full {statistics.fmean(walls['full']):.1f} s over {len(args.seeds)} seed(s)")
+
+
+def timed_dense_pass(config) -> float:
+    """Seconds of one dense pass of the study's model over its search rows, pre-tokenised (median of 3)."""
+    context, _ = build_context(config)
+    split = EncodedSplit(context.dense, context.search)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        split.accuracy(context.dense.model)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":
