@@ -108,7 +108,7 @@ hardware: {{device: cpu, threads: 1, batch_size: 1, seq_len: {max_length}, repea
 sampler: nsga2
 objectives: [accuracy, flops, latency_ms]
 strategies:
-{FIRST}{LONGER}"""
+{FIRST}{LONGER.replace('THIS_FILE', _path(out))}"""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(study)
