@@ -1,4 +1,4 @@
-"""Pruned Hugging Face models: measured speedup against the FLOPs ideal, a hand-sliced reference and our encoder.
+"""Pruned Hugging Face models: measured speedup against the FLOPs ideal and a hand-sliced reference.
 
 For a BERT-base shape (12 layers x 12 heads, hidden 768; ``BertForSequenceClassification``) and a grouped-query
 shape (``LlamaForSequenceClassification``: 8 layers, 16 query heads in 4 key/value groups, head size 64), random
@@ -7,8 +7,7 @@ weights, at 25/50/75% of heads kept (the same count in every layer, which heads 
 - ``headsearch``: the model as headsearch prunes and evaluates it (``TransformersClassifier.prune``, hooks on);
 - ``hand``: a reference sliced by hand, without headsearch's code: BERT's projections (the same layout);
   for GQA query heads, one key/value head per kept query head (copies of its group's rows: no repetition at
-  run time, more key/value rows); for whole key/value groups, the kept groups;
-- ``own``: headsearch's own encoder (explicit attention products) holding the same BERT weights, pruned alike.
+  run time, more key/value rows); for whole key/value groups, the kept groups.
 
 Every model of a row is timed round-robin with the dense model in one process (medians of ``--repeats``);
 speedups are dense median / model median. Nothing is asserted: this prints the README's table.
@@ -24,8 +23,6 @@ import functools
 import random
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 
 import torch
 import transformers
@@ -34,7 +31,6 @@ from torch import nn
 from headsearch import HeadConfig
 from headsearch.cost import HardwareProfile, count_flops
 from headsearch.cost.latency import call_timer, calls_per_measurement, random_inputs
-from headsearch.models import load_bert
 from headsearch.models.hf.families import family_for
 from headsearch.models.hf.model import TransformersClassifier
 
@@ -105,14 +101,6 @@ def hand_sliced_llama(hf: nn.Module, config: HeadConfig, unit: str) -> nn.Module
     return model.eval()
 
 
-def own_encoder(hf: nn.Module, max_length: int):
-    """headsearch's own encoder holding ``hf``'s BERT weights (read through load_bert from a saved folder)."""
-    folder = Path(tempfile.mkdtemp())
-    hf.bert.save_pretrained(folder)
-    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(30518)]))
-    return load_bert(folder, label_names=("a", "b"), max_length=max_length).model.eval()
-
-
 def call(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> None:
     if isinstance(model, TransformersClassifier) or not hasattr(model, "config"):
         model(ids, mask)
@@ -142,14 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     print("| shape | batch | heads kept | FLOPs ratio | ideal | headsearch | headsearch/ideal | hand | headsearch/hand "
-          "| own encoder | headsearch/own | dense ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| dense ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     profile = None
     for shape in args.shapes:
         hf = bert_base() if shape == "bert" else gqa()
         unit = "kv_group" if shape == "gqa-groups" else "query"
         dense = TransformersClassifier(hf, family_for(hf.config.model_type), unit=unit)
-        own = own_encoder(hf, args.seq_len) if shape == "bert" else None
         full = HeadConfig.dense(dense.num_layers, dense.num_heads)
         for batch in args.batch_sizes:
             profile = HardwareProfile(threads=args.threads, batch_size=batch, seq_len=args.seq_len)
@@ -159,21 +146,17 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = count_flops(dense.shape, config, args.seq_len).total / count_flops(dense.shape, full, args.seq_len).total
                 models = {"dense": dense, "headsearch": dense.prune(config),
                           "hand": hand_sliced_bert(hf, config) if shape == "bert" else hand_sliced_llama(hf, config, unit)}
-                if own is not None:
-                    models |= {"own dense": own, "own": own.prune(config)}
                 ms = time_round_robin(models, inputs, profile, args.repeats)
                 speed = {name: ms["dense"] / v for name, v in ms.items()}
                 ideal = 1 / ratio
-                own_cells = (f"{ms['own dense'] / ms['own']:.3f} | {ms['own'] / ms['headsearch']:.3f}" if own is not None
-                             else "- | -")
                 print(f"| {shape} | {batch} | {config.total_kept}/{config.total_heads} ({fraction:.0%}) | {ratio:.3f} | "
                       f"{ideal:.3f} | {speed['headsearch']:.3f} | {speed['headsearch'] / ideal:.3f} | {speed['hand']:.3f} | "
-                      f"{ms['hand'] / ms['headsearch']:.3f} | {own_cells} | {ms['dense']:.1f} |", flush=True)
+                      f"{ms['hand'] / ms['headsearch']:.3f} | {ms['dense']:.1f} |", flush=True)
     if profile is not None:
         p = profile.to_dict()
         print(f"\nProfile: {p['device']}, {p['threads']} thread(s), seq {p['seq_len']}, CPU {p['cpu']}, torch "
               f"{p['torch_version']}, transformers {transformers.__version__}, {args.repeats} round-robin repeats. "
-              "headsearch/hand and headsearch/own: the other's latency over headsearch's (> 1: headsearch faster).")
+              "headsearch/hand: the hand-sliced model's latency over headsearch's (> 1: headsearch faster).")
     return 0
 
 

@@ -3,9 +3,8 @@
     python benchmarks/latency_table.py MODEL_DIR --batch-size 1 --configs 12
     python benchmarks/latency_table.py MODEL_DIR --batch-size 32 --configs 12
 
-MODEL_DIR: a headsearch model folder (its own encoder: timed layer by layer) or a Hugging Face classifier
-folder (``save_pretrained``; timed by whole forward passes, ``fit_table``). Measures the table once on the
-profile (1 thread, the given batch size and sequence length), then for
+MODEL_DIR: a headsearch model folder or a Hugging Face classifier folder (``save_pretrained``). Measures the
+table once, layer by layer, on the profile (1 thread, the given batch size and sequence length), then for
 random head configurations (each layer keeps a uniformly drawn count of heads, at least one) measures the
 structurally pruned model interleaved with the dense one (``measure_speedup``) and compares:
 - the latency ratio pruned/dense the front uses: table's predict(config)/predict(dense) vs the measured one;
@@ -24,10 +23,9 @@ from pathlib import Path
 import torch
 
 from headsearch.cost import HardwareProfile, measure_speedup
-from headsearch.cost.latency_table import fit_table, measure_table
+from headsearch.cost.latency_table import measure_table
 from headsearch.heads import HeadConfig
 from headsearch.models import TextClassifier
-from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.hf.user_model import open_classifier
 from headsearch.models.text_classifier import MODEL_FILE
 
@@ -48,8 +46,8 @@ def main() -> None:
     model = clf.model
     profile = HardwareProfile(threads=1, batch_size=args.batch_size, seq_len=args.seq_len)
     start = time.perf_counter()
-    how = "layer by layer" if isinstance(model, HeadedClassifier) else "by whole forward passes"
-    table = (measure_table if isinstance(model, HeadedClassifier) else fit_table)(model, profile, repeats=args.repeats)
+    how = "layer by layer"
+    table = measure_table(model, profile, repeats=args.repeats)
     print(f"{type(model).__name__} {model.num_layers} layers x {model.num_heads} heads, batch {args.batch_size}, "
           f"{args.seq_len} tokens, 1 thread: table measured {how} in {time.perf_counter() - start:.1f} s")
     dense = HeadConfig.dense(model.num_layers, model.num_heads)

@@ -20,7 +20,7 @@ import torch
 from headsearch import HeadConfig
 from headsearch.cost import HardwareProfile, count_flops, measure_speedup
 from headsearch.data import negation_task
-from headsearch.models import BuiltinConfig, build_builtin, load_bert
+from headsearch.models import BuiltinConfig, build_builtin, open_base
 
 
 def uniform_config(num_layers: int, num_heads: int, fraction: float, seed: int) -> HeadConfig:
@@ -31,9 +31,9 @@ def uniform_config(num_layers: int, num_heads: int, fraction: float, seed: int) 
 
 def build(name: str, seq_len: int):
     if name == "builtin":
-        # timing does not depend on the weights: an untrained built-in encoder of the default shape
+        # timing does not depend on the weights: an untrained built-in model of the default shape
         return build_builtin(negation_task(200), BuiltinConfig(max_length=seq_len)).model
-    return load_bert("minilm", label_names=("neg", "pos"), max_length=seq_len).model
+    return open_base("minilm", label_names=("neg", "pos"), max_length=seq_len).model
 
 
 def main(argv: list[str] | None = None) -> int:

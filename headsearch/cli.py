@@ -151,10 +151,10 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
     max_length: Annotated[int, typer.Option(help="Tokens kept per text.")] = 64,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the classifier (BERT models).")] = False,
-    layers: Annotated[int, typer.Option(help="Built-in encoder: layers.")] = 4,
-    heads: Annotated[int, typer.Option(help="Built-in encoder: heads per layer.")] = 8,
-    hidden: Annotated[int, typer.Option(help="Built-in encoder: hidden size (a multiple of --heads).")] = 128,
-    ffn: Annotated[int, typer.Option(help="Built-in encoder: feed-forward width.")] = 512,
+    layers: Annotated[int, typer.Option(help="Built-in model: layers.")] = 4,
+    heads: Annotated[int, typer.Option(help="Built-in model: heads per layer.")] = 8,
+    hidden: Annotated[int, typer.Option(help="Built-in model: hidden size (a multiple of --heads).")] = 128,
+    ffn: Annotated[int, typer.Option(help="Built-in model: feed-forward width.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and sampling.")] = 0,
 ) -> None:
     """Train (or reuse) the dense base model and print its dev accuracy and cost."""

@@ -24,7 +24,6 @@ import torch
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
 from headsearch.heads import HeadConfig, heads_for_budget
-from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
 
 HEAD_CONFIG_FILE = "head_config.json"
@@ -132,8 +131,6 @@ def load_transformers(path: str | Path) -> tuple[Any, Any]:
     ``BertForSequenceClassification``) with the pruned shapes and no headsearch hooks, called like the original:
     ``model(**tokenizer(texts, return_tensors="pt")).logits``. Checksums are checked as ``load`` does."""
     clf = load(path)
-    if not isinstance(clf.model, TransformersClassifier):
-        raise ExportError(f"{path}: an export of headsearch's own encoder, not a transformers model; use load().")
     return clf.model.hf, clf.tokenizer.hf
 
 
@@ -172,15 +169,14 @@ def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str
                  "weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.")
     rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
     per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
-    transformers = isinstance(clf.model, TransformersClassifier)
-    kind = f"transformers `{type(clf.model.hf).__name__}`" if transformers else "headsearch encoder"
-    loading = (f"""```python
+    kind = f"transformers `{type(clf.model.hf).__name__}`"
+    loading = f"""```python
 from headsearch.export import load_transformers
 model, tokenizer = load_transformers("path/to/this/folder")  # {type(clf.model.hf).__name__}, pruned shapes
 model(**tokenizer(["some text"], return_tensors="pt")).logits
 ```
 or, through headsearch:
-""" if transformers else "")
+"""
     return f"""# headsearch export
 
 Base model: `{clf.source}`, {kind} ({shape.num_layers} layers x {shape.num_heads} heads, hidden {shape.hidden_size}).

@@ -28,12 +28,11 @@ from optuna.trial import TrialState
 
 from headsearch._fs import atomic_folder, removed_on_error
 from headsearch.cost import HardwareProfile, table_cache
-from headsearch.cost.latency_table import LatencyTable, fit_table, measure_table
+from headsearch.cost.latency_table import LatencyTable, measure_table
 from headsearch.data.text import TextDataset
 from headsearch.errors import HeadsearchError, Terminated
 from headsearch.heads import HeadConfig
 from headsearch.models.builtin import BuiltinConfig
-from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.headed import HeadedModel
 from headsearch.models.recipe import BaseModelRecipe, base_model, check_source, default_learning_rate
 from headsearch.models.text_classifier import TextClassifier
@@ -123,8 +122,7 @@ def build_context(config: StudyConfig, *, progress: bool = True,
 def _latency_table(out: Path, model: HeadedModel, profile: HardwareProfile) -> LatencyTable:
     """The run folder's latency table for this profile and model shape: taken from the cross-study cache
     (``headsearch.cost.table_cache``) or measured once (workers and Ray trials started together wait for the
-    first), then read. headsearch's own encoder is timed layer by layer, any other model (a Hugging Face
-    family) by whole forward passes (``fit_table``)."""
+    first), then read."""
     path = out / TABLE_FILE
     shape = {"class": type(model).__name__, **asdict(model.shape)}
     with FileLock(out / ".table.lock"):
@@ -137,7 +135,7 @@ def _latency_table(out: Path, model: HeadedModel, profile: HardwareProfile) -> L
         if cached is not None:
             table = LatencyTable.from_dict(cached)
         else:
-            table = measure_table(model, profile) if isinstance(model, HeadedClassifier) else fit_table(model, profile)
+            table = measure_table(model, profile)
             table_cache.write(cache_key, table.to_dict())
         tmp = path.with_suffix(f".{os.getpid()}")
         tmp.write_text(json.dumps({**table.to_dict(), "shape": shape}, indent=1) + "\n")

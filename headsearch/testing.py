@@ -13,7 +13,6 @@ a registered name) to get these tests for a plug-in, before or after it is insta
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +23,7 @@ from scipy.stats import spearmanr
 
 from headsearch.data.synthetic import count_lookups, lookup_task, negation_task, vote_task
 from headsearch.heads import HeadConfig
-from headsearch.models.builtin import BuiltinConfig, _init_weights, build_builtin
-from headsearch.models.classifier import HeadedClassifier
+from headsearch.models.builtin import BuiltinConfig, build_builtin
 from headsearch.models.training import TrainConfig, accuracy, train
 from headsearch.searchspace import load_space
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
@@ -79,11 +77,8 @@ def difficulty_run(task: str, seed: int, *, rows: int = 4000, epochs: int = 15, 
     the paper trains: a model warm-started dense needs few epochs and its budgets barely move."""
     make, need_of = DIFFICULTY_TASKS[task]
     train_data, held_out = make(rows, seed=100 + seed), make(600, seed=200 + seed)
-    clf = build_builtin(train_data, BuiltinConfig(num_layers=1, num_heads=heads, hidden_size=32, intermediate_size=64,
-                                                  max_length=16, dropout=0.0), seed=seed)
-    clf.model = HeadedClassifier(dataclasses.replace(clf.model.spec, head_dim=1))
-    torch.manual_seed(seed)
-    _init_weights(clf.model)
+    clf = build_builtin(train_data, BuiltinConfig(num_layers=1, num_heads=heads, hidden_size=4 * heads,
+                                                  intermediate_size=64, max_length=18, dropout=0.0), seed=seed)
     dense = copy.deepcopy(clf)
     train(dense, train_data, TrainConfig(epochs=epochs, learning_rate=3e-3, seed=seed), progress=False)
     clf.meta["training"] = {"config": {"learning_rate": 3e-3}}  # the model learning rate the strategy scales

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from headsearch.data import negation_task
-from headsearch.models import BuiltinConfig, build_builtin, load_bert
+from headsearch.models import BuiltinConfig, build_builtin, open_base
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -102,8 +102,8 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 
 def make_tiny_bert(folder):
-    clf = load_bert(folder, label_names=("neg", "pos"), max_length=16)
-    _randomise(clf.model.classifier, 3)
+    clf = open_base(folder, label_names=("neg", "pos"), max_length=16)
+    _randomise(clf.model.hf.classifier, 3)
     clf.model.eval()
     return clf
 
@@ -115,8 +115,8 @@ def tiny_bert(tiny_bert_dir):
 
 @pytest.fixture(scope="session")
 def minilm_clf():
-    clf = load_bert("minilm", label_names=("neg", "pos"), max_length=64)
-    _randomise(clf.model.classifier, 4)
+    clf = open_base("minilm", label_names=("neg", "pos"), max_length=64)
+    _randomise(clf.model.hf.classifier, 4)
     return clf
 
 

@@ -63,3 +63,36 @@ def save_tiny_classifier(family: str, folder: Path, *, seed: int = 0, scale: flo
     model.save_pretrained(folder)
     _tokenizer(family, transformers).save_pretrained(folder)
     return folder
+
+
+def spread_router(model, ids: torch.Tensor, mask: torch.Tensor, *, seed: int = 0):
+    """A router (routing once, from the embeddings, on their mean) whose choices differ between these rows: a
+    random router on a random model gives every row the same heads (their pooled states differ little beside
+    what they share), so the projection is centred on the rows' mean state and scaled to their spread, and
+    the budget's logits are centred and spread to std 1.5 (budgets from 1 head to all)."""
+    from headsearch.models.routing import HeadRouter, RouterSpec
+
+    seen = []
+    handle = model._layers()[0].register_forward_pre_hook(
+        lambda m, a, k: seen.append(a[0] if a else k["hidden_states"]), with_kwargs=True)
+    with torch.no_grad():
+        model(ids, mask)
+    handle.remove()
+    weights = mask[..., None].float()
+    pooled = (seen[0] * weights).sum(1) / weights.sum(1)
+    center = pooled.mean(0)
+    scale = float((pooled - center).norm(dim=1).mean())
+    torch.manual_seed(seed)
+    router = HeadRouter(RouterSpec.for_model(model.shape, per_layer=False, signal="mean", s_min=0.2, s_max=1.0)).eval()
+    spec, projection, out = router.spec, router.projections[0], router.budget_outputs[0]
+    with torch.no_grad():
+        projection.weight.normal_(std=1.0 / scale / spec.hidden_size ** 0.5)
+        projection.bias.copy_(-projection.weight @ center)
+        out.weight.normal_(std=1.0 / spec.width ** 0.5)
+        s, _ = router._route(0, seen[0], mask)
+        p = ((s - spec.s_min) / (spec.s_max - spec.s_min)).clamp(1e-4, 1 - 1e-4)
+        z = torch.log(p / (1 - p))
+        a = 1.5 / float(z.std())
+        out.weight.mul_(a)
+        out.bias.copy_(a * (out.bias - z.mean()))
+    return router

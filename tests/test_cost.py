@@ -13,7 +13,8 @@ from headsearch.errors import ModelError
 
 def counted_flops(model, seq_len: int) -> int:
     ids = torch.randint(2, model.shape.vocab_size, (1, seq_len))
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    # eager attention inside the block (fused kernels hide their products from the counter)
+    with model.record_heads(attention=True), FlopCounterMode(display=False) as counter, torch.no_grad():
         model(ids, torch.ones_like(ids))
     return counter.get_total_flops()
 

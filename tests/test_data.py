@@ -3,7 +3,6 @@
 import pytest
 
 from headsearch.data import load_split, negation_task
-from headsearch.data.tokenizers import WordTokenizer
 from headsearch.errors import DataError
 
 
@@ -66,15 +65,6 @@ def test_dataset_fingerprint_and_sampling():
     sub = ds.sample(10, seed=3)
     assert len(sub) == 10 and set(sub.texts) <= set(ds.texts) and sub == ds.sample(10, seed=3)
     assert len(ds.head(5)) == 5
-
-
-def test_word_tokenizer(tmp_path):
-    tok = WordTokenizer.build(["Not good!", "good film"], max_size=10)
-    assert tok.vocab[:3] == ("[PAD]", "[UNK]", "good")
-    ids, mask = tok.encode(["good unknownword !", "film"], max_length=2)
-    assert ids.tolist() == [[2, 1], [tok.vocab.index("film"), 0]] and mask.tolist() == [[1, 1], [1, 0]]
-    tok.save(tmp_path)
-    assert WordTokenizer.load(tmp_path).vocab == tok.vocab
 
 
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 import torch
+from floats import assert_close
 from hf_models import FAMILIES, save_tiny_classifier
 
-from headsearch.errors import ExportError
 from headsearch.export import export, load, load_transformers
 from headsearch.heads import HeadConfig
 from headsearch.models.hf.user_model import open_classifier
@@ -50,10 +50,20 @@ def test_export_reloads_as_the_users_class_and_as_onnx(family, onnx, tmp_path):
     assert type(clf.model.hf).__name__ in card and "| 0 | 0 | [] |" in card
 
 
-def test_load_transformers_refuses_a_builtin_export(tiny_builtin, tmp_path):
-    out = export(tiny_builtin, tmp_path / "builtin", onnx=False)
-    with pytest.raises(ExportError, match="not a transformers model; use load"):
-        load_transformers(out)
+def test_a_builtin_export_loads_with_transformers_alone(tiny_builtin, tmp_path):
+    """The built-in model is a transformers BERT: its pruned export is a ``BertForSequenceClassification`` with its
+    word-level tokenizer, called as transformers models are."""
+    import transformers
+
+    pruned = tiny_builtin.prune(HeadConfig(((0, 2), (), (1,)), 4))
+    out = export(pruned, tmp_path / "builtin", onnx=False)
+    model, _ = load_transformers(out)
+    assert type(model) is transformers.BertForSequenceClassification
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(out), local_files_only=True)
+    texts = ["the film was not good", "great"]
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    assert_close(logits, pruned.logits(texts))
 
 
 @pytest.mark.slow

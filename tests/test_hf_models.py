@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 from floats import assert_close, same_score
-from hf_models import DECODERS, FAMILIES, LABELS, WORDS, save_tiny_classifier
+from hf_models import DECODERS, FAMILIES, LABELS, WORDS, save_tiny_classifier, spread_router
 from torch.utils.flop_counter import FlopCounterMode
 
 from headsearch.analysis.mask_eval import MaskEvaluator
@@ -291,3 +291,38 @@ def test_mask_scores_with_prefix_reuse_equal_whole_passes(family, tmp_path):
         assert all(same_score(x, y) for x, y in zip(a, b, strict=True))
         assert reused.counts.layer_rows_reused > 0 and whole.counts.layer_rows_reused == 0
     assert len({round(s.loss, 4) for s in a if s.exact}) > 3  # the masks differ, so equality is not trivial
+
+
+@pytest.mark.parametrize("unit", ["query", "kv_group"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_routed_runtime_equals_masked_forward(family, unit, tmp_path):
+    """BudgetFormer's runtime on the user's model: each input's chosen heads only (batch 1: one cut layer; a
+    batch: rows grouped by head set) gives the masked forward's logits, on every family; under grouped-query
+    attention by query head, a key/value group some of whose query heads are chosen is computed once for them."""
+    from headsearch.models.routing import RoutedClassifier
+
+    if unit == "kv_group" and family not in DECODERS:
+        pytest.skip(f"{family} has no key/value groups")
+    clf = open_classifier(save_tiny_classifier(family, tmp_path), max_length=16, unit=unit)
+    model = clf.model
+    rng = random.Random(0)
+    ids, mask = clf.encode([" ".join(rng.choices(WORDS, k=rng.randint(1, 12))) for _ in range(12)])
+    router = spread_router(model, ids, mask)
+    runtime = RoutedClassifier(model, router)
+    with torch.inference_mode(), router.tracing() as trace:
+        routed = runtime(ids, mask)
+        masked = model(ids, mask, gates=router)
+        single = torch.cat([runtime(ids[i:i + 1, :int(mask[i].sum())], mask[i:i + 1, :int(mask[i].sum())])
+                            for i in range(len(ids))])
+    kept = trace.kept()[:len(ids)]
+    assert max(len({tuple(r) for r in kept[:, i].int().tolist()}) for i in range(model.num_layers)) > 1  # groups
+    assert kept.sum(-1).unique().numel() > 1  # budgets differ between rows
+    assert_close(routed, masked)
+    assert_close(single, masked)
+    assert not torch.allclose(routed, model(ids, mask), atol=1e-3)  # routing changed the result
+    cut = {key: m for key, m in runtime._cut.items()}
+    assert all("forward" not in vars(layer) for layer in model._layers())  # the layers are themselves again
+    assert model.head_config == HeadConfig.dense(model.num_layers, model.num_heads)  # the model is left whole
+    if family == "llama" and unit == "query":  # a group with one chosen query head keeps its key/value head
+        (layer, heads), module = next((k, m) for k, m in cut.items() if len({h // 2 for h in k[1]}) > len(k[1]) / 2)
+        assert get_module(module, model.family.key).out_features // model.head_dim == len({h // 2 for h in heads})

@@ -11,6 +11,7 @@ from headsearch.cost import HardwareProfile
 from headsearch.errors import ExportError, ModelError
 from headsearch.export import export, load
 from headsearch.models import accuracy
+from headsearch.models.hf.surgery import get_module
 from headsearch.models.routing import HeadRouter, RoutedClassifier, RouterSpec, RouterTraining
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.objectives import Evaluator
@@ -22,7 +23,8 @@ def _context():
     return tiny_context(0, layers=3, heads=4, trained=True)  # heads matter in a trained model
 
 
-def _routed(per_layer: bool = True, seed: int = 0, **settings) -> tuple[TextClassifier, torch.Tensor, torch.Tensor]:
+# seed 2: routers whose choices and budgets differ between the rows in all four modes (the tests check it)
+def _routed(per_layer: bool = True, seed: int = 2, **settings) -> tuple[TextClassifier, torch.Tensor, torch.Tensor]:
     context = _context()
     clf = context.dense.prune(context.dense.model.head_config)  # a copy
     torch.manual_seed(seed)
@@ -84,8 +86,8 @@ def test_cached_heads_follow_weight_updates() -> None:
     with torch.inference_mode():
         before = clf.runtime(ids, mask)
     with torch.no_grad():
-        for layer in clf.model.layers:
-            layer.attention.value.weight.mul_(1.5)  # an in-place update, as an optimiser step makes
+        for layer in clf.model._layers():
+            get_module(layer, clf.model.family.value).weight.mul_(1.5)  # an in-place update, as an optimiser step makes
     with torch.inference_mode():
         after = clf.runtime(ids, mask)
         torch.testing.assert_close(after, clf.model(ids, mask, gates=clf.router), rtol=1e-5, atol=1e-5)

@@ -6,6 +6,7 @@ from floats import assert_close
 
 from headsearch.analysis.head_scores import gradient_importance
 from headsearch.heads import HeadConfig, heads_for_budget, split_heads
+from headsearch.models.hf.surgery import get_module
 from headsearch.strategies import available
 from headsearch.testing import StrategyConformance, tiny_context
 
@@ -35,7 +36,7 @@ def test_importance_ranks_a_useless_head_last():
     context = tiny_context()
     model = context.dense.model
     with torch.no_grad():  # head 2 of layer 0 writes nothing: its output-projection columns are zero
-        model.layers[0].attention.output.weight[:, 2 * model.head_dim:3 * model.head_dim] = 0
+        get_module(model._layers()[0], model.family.output).weight[:, 2 * model.head_dim:3 * model.head_dim] = 0
     scores = gradient_importance(context.dense, context.scoring)
     assert scores[0, 2].item() == 0.0
     assert all(scores[0, h] > 0 for h in (0, 1, 3))

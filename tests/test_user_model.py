@@ -121,12 +121,12 @@ def test_gqa_model_searched_by_key_value_group(tmp_path):
 
 
 def test_a_strategy_that_cannot_run_on_the_model_fails_before_any_trial(tmp_path):
-    model = save_tiny_classifier("distilbert", tmp_path / "m")
+    model = save_tiny_classifier("llama", tmp_path / "m")  # 2 layers x 2 key/value groups searched as units
     write_reviews(tmp_path / "train.csv", rows=30)
     write_reviews(tmp_path / "dev.csv", rows=12, seed=3)
-    config = load_study(_study(tmp_path, model, strategies=[{"name": "random", "n_trials": 1},
-                                                            {"name": "budgetformer", "n_trials": 1}]))
-    with pytest.raises(Exception, match="budgetformer: the per-input runtime"):
+    config = load_study(_study(tmp_path, model, head_unit="kv_group", strategies=[{"name": "random", "n_trials": 1},
+                                                                                  {"name": "cahp", "n_trials": 1}]))
+    with pytest.raises(Exception, match="clustering needs at least 5 heads"):
         run_study(config, progress=False, echo=lambda *_: None)
     assert not (config.out_dir / "optuna.db").exists()
 

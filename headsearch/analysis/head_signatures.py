@@ -47,9 +47,6 @@ def class_stats(clf: TextClassifier, data: TextDataset, *, pool_size: int = 32, 
         raise DataError(f"{data.name}: class separability needs at least two classes; found {len(present)} "
                         f"({[data.label_names[c] for c in present]}). Use a split with several classes.")
     model = clf.model
-    if not hasattr(model, "record_heads"):
-        raise ModelError(f"{type(model).__name__} does not expose attention maps (no record_heads); "
-                         "class signatures need a HeadedClassifier.")
     C = len(data.label_names)
     counts = np.zeros(C)
     mean: np.ndarray | None = None

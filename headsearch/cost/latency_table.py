@@ -3,20 +3,15 @@ any head configuration without timing it.
 
 Each layer's cost depends on how many heads it keeps, not which (heads have one shape), so a layer is
 timed with ``k`` heads for every ``k`` in ``0..H`` (a grid of at most ``MAX_GRID`` counts for wider
-layers): its attention structurally cut to ``k`` heads, then the rest of the layer (norms, feed-forward),
-on inputs of the profile's shape. Attention's work is linear in ``k`` (projections, score and value
+layers): the user's transformers layer cut to its first ``k`` heads (``TransformersClassifier.layer_cut``),
+called with what the family's own layer loop passes it in a dense pass of the profile's shape (states,
+masks, rotary tables: ``layer_inputs``). Attention's work is linear in ``k`` (projections, score and value
 products), so each layer's times for ``k >= 1`` are fitted by least squares with ``a + b k``, which averages
 the timing noise across the grid; ``k = 0`` (no attention at all) keeps its own figure. The rest of the
-forward pass (embeddings, pooling, classifier, per-call overheads) is the dense model's measured time minus
-its layers' entries. Every entry and the dense model are timed round-robin, repeat after repeat, so drift of
-the machine hits all alike; each figure is a median.
-
-A model whose layers cannot be called one by one alike (a Hugging Face family: each has its own layer
-signature, masks and position inputs) gets the same table from whole forward passes (``fit_table``): the
-model pruned to every layer keeping ``k`` heads, for ``k`` on the grid, and to its first ``z`` layers keeping
-none, timed round-robin with the dense model; its layers share one shape, so a least-squares fit of
-``rest + b * (heads kept) + d * (layers keeping none)`` gives every layer's entry ``b k`` (``d`` for none).
-It does not model which key/value groups a grouped-query model keeps (only how many query heads).
+forward pass (embeddings, masks, pooling, classifier, per-call overheads) is the dense model's measured
+time minus its layers' entries. Every entry and the dense model are timed round-robin, repeat after repeat,
+so drift of the machine hits all alike; each figure is a median. Under grouped-query attention searched by
+query head the table counts query heads, not which key/value groups survive (the first ``k`` are timed).
 
 Prediction error is checked on a sample of a study's trials against the latency measured interleaved with
 the dense model (``hardware.latency: table``; see the README for the figures).
@@ -28,15 +23,12 @@ import functools
 import statistics
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
-from torch import nn
 
-from headsearch.cost.latency import HardwareProfile, _timer, call_timer, calls_per_measurement, random_inputs
+from headsearch.cost.latency import HardwareProfile, call_timer, calls_per_measurement, random_inputs
 from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import EncoderLayer, HeadedClassifier
-from headsearch.models.headed import HeadedModel
+from headsearch.models.hf.model import TransformersClassifier
 
 MAX_GRID = 13  # head counts timed per layer at most
 
@@ -76,24 +68,13 @@ class LatencyTable:
                    layer_ms=tuple(tuple(r) for r in data["layer_ms"]), rest_ms=float(data["rest_ms"]))
 
 
-class _Layer(nn.Module):
-    """One encoder layer with its attention cut to its first ``k`` heads, as the pruned model runs it."""
-
-    def __init__(self, layer: EncoderLayer, k: int, mask_bias: torch.Tensor):
-        super().__init__()
-        self.layer, self.attention, self.mask_bias = layer, layer.attention.pruned(layer.attention.heads[:k]), mask_bias
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.layer.finish(states, self.attention(states, self.mask_bias, None))
-
-
 def head_grid(num_heads: int) -> tuple[int, ...]:
     if num_heads + 1 <= MAX_GRID:
         return tuple(range(num_heads + 1))
     return tuple(sorted({round(i * num_heads / (MAX_GRID - 1)) for i in range(MAX_GRID)}))
 
 
-def measure_table(model: HeadedClassifier, profile: HardwareProfile, *, repeats: int = 7, warmup: int = 3,
+def measure_table(model: TransformersClassifier, profile: HardwareProfile, *, repeats: int = 7, warmup: int = 3,
                   min_run_s: float = 0.05) -> LatencyTable:
     """Time every (layer, heads kept) of ``model`` (a dense one: every layer keeps all its heads) on ``profile``."""
     if model.head_config != HeadConfig.dense(model.num_layers, model.num_heads):
@@ -101,14 +82,13 @@ def measure_table(model: HeadedClassifier, profile: HardwareProfile, *, repeats:
     model = model.eval().to(profile.device)
     ids, mask = random_inputs(model, profile)
     with torch.inference_mode():
-        states = model.embeddings(ids)
-        bias = model.mask_bias(mask, states.dtype)
+        inputs = model.layer_inputs(ids, mask)
     grid = head_grid(model.num_heads)
-
     timers = {("dense", 0): call_timer(functools.partial(model, ids, mask), profile)}
-    for layer_index, layer in enumerate(model.layers):
+    for layer, (args, kwargs) in enumerate(inputs):
         for k in grid:
-            timers[(layer_index, k)] = call_timer(functools.partial(_Layer(layer, k, bias).eval(), states), profile)
+            cut = model.layer_cut(layer, tuple(range(k))).eval()
+            timers[(layer, k)] = call_timer(functools.partial(cut, *args, **kwargs), profile)
     numbers = {key: calls_per_measurement(t, warmup, min_run_s) for key, t in timers.items()}
     samples: dict[tuple, list[float]] = {key: [] for key in timers}
     for r in range(repeats):  # round-robin, order reversed every other repeat
@@ -118,46 +98,6 @@ def measure_table(model: HeadedClassifier, profile: HardwareProfile, *, repeats:
     layer_ms = tuple(_fit(grid, [median[(layer, k)] for k in grid]) for layer in range(model.num_layers))
     rest = median[("dense", 0)] - sum(row[-1] for row in layer_ms)
     return LatencyTable(profile.to_dict(), model.num_heads, grid, layer_ms, rest)
-
-
-def table_configs(num_layers: int, num_heads: int) -> list[HeadConfig]:
-    """What ``fit_table`` times besides the dense model: every layer keeping its first ``k`` heads for ``k`` on
-    the grid (``1 <= k < num_heads``), and the first ``z`` layers keeping none (``z`` in 1, half, all but one)."""
-    def first(counts: list[int]) -> HeadConfig:
-        return HeadConfig(tuple(tuple(range(k)) for k in counts), num_heads)
-
-    uniform = [first([k] * num_layers) for k in head_grid(num_heads) if 0 < k < num_heads]
-    empty = [first([0] * z + [num_heads] * (num_layers - z)) for z in sorted({1, num_layers // 2, num_layers - 1})
-             if 0 < z < num_layers]
-    return uniform + empty
-
-
-def fit_table(model: HeadedModel, profile: HardwareProfile, *, repeats: int = 7, warmup: int = 3,
-              min_run_s: float = 0.05) -> LatencyTable:
-    """The latency table of ``model`` (dense) from whole forward passes (see the module docstring), for models
-    whose layers cannot be timed one by one."""
-    if model.head_config != HeadConfig.dense(model.num_layers, model.num_heads):
-        raise ModelError("A latency table is measured on the dense model; this one is already pruned.")
-    model = model.eval().to(profile.device)
-    configs = [HeadConfig.dense(model.num_layers, model.num_heads), *table_configs(model.num_layers, model.num_heads)]
-    timers = [_timer(model if i == 0 else model.prune(c), profile, None) for i, c in enumerate(configs)]
-    numbers = [calls_per_measurement(t, warmup, min_run_s) for t in timers]
-    samples: list[list[float]] = [[] for _ in timers]
-    for r in range(repeats):  # round-robin, order reversed every other repeat
-        for i in range(len(timers)) if r % 2 == 0 else reversed(range(len(timers))):
-            samples[i].append(1000.0 * timers[i].timeit(numbers[i]).mean)
-    return whole_model_table(configs, [statistics.median(s) for s in samples], profile)
-
-
-def whole_model_table(configs: list[HeadConfig], times_ms: list[float], profile: HardwareProfile) -> LatencyTable:
-    """The table that the least-squares fit of ``rest + b * (heads kept) + d * (layers keeping none)`` to the
-    whole-model ``times_ms`` of ``configs`` gives: every layer's entry ``b k``, or ``d`` for no head."""
-    features = np.array([[1.0, c.total_kept, sum(k == 0 for k in c.counts)] for c in configs])
-    (rest, per_head, empty), *_ = np.linalg.lstsq(features, np.array(times_ms), rcond=None)
-    num_layers, num_heads = configs[0].num_layers, configs[0].num_heads
-    grid = head_grid(num_heads)
-    row = tuple(float(empty) if k == 0 else float(per_head) * k for k in grid)
-    return LatencyTable(profile.to_dict(), num_heads, grid, (row,) * num_layers, float(rest))
 
 
 def _fit(grid: tuple[int, ...], times: list[float]) -> tuple[float, ...]:

@@ -1,9 +1,8 @@
 """Models that implement the HeadedModel contract: gates, per-head recording, structural pruning."""
 
-from headsearch.models.bert import MINILM, load_bert, minilm_path
 from headsearch.models.builtin import BuiltinConfig, build_builtin
-from headsearch.models.classifier import EncoderSpec, HeadedClassifier
 from headsearch.models.headed import HeadedModel, HeadRecord
+from headsearch.models.hf.base import MINILM, minilm_path, open_base
 from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.hf.user_model import open_classifier
 from headsearch.models.shape import ModelShape
@@ -13,9 +12,7 @@ from headsearch.models.training import TrainConfig, accuracy, train, train_or_lo
 __all__ = [
     "MINILM",
     "BuiltinConfig",
-    "EncoderSpec",
     "HeadRecord",
-    "HeadedClassifier",
     "HeadedModel",
     "ModelShape",
     "TransformersClassifier",
@@ -23,8 +20,8 @@ __all__ = [
     "TrainConfig",
     "accuracy",
     "build_builtin",
-    "load_bert",
     "minilm_path",
+    "open_base",
     "open_classifier",
     "train",
     "train_or_load",

@@ -1,21 +1,34 @@
-"""The built-in encoder: a small word-level Transformer classifier that trains on a 2-core CPU in minutes."""
+"""The built-in model: a small transformers BERT classifier, built from a config and trained in the study.
+
+It is a ``BertForSequenceClassification`` like any user's (the same runtime, pruning, routing and export), with
+a word-level tokenizer whose vocabulary comes from the training texts (a ``tokenizers`` pipeline wrapped as a
+``PreTrainedTokenizerFast``: lower-cased words and punctuation, ``[CLS] a [SEP] b [SEP]``), so an export
+loads with ``AutoModelForSequenceClassification`` and ``AutoTokenizer``. Small enough to train on a 2-core
+CPU in minutes.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import torch
 
 from headsearch.data.text import TextDataset
-from headsearch.data.tokenizers import WordTokenizer
+from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.errors import ModelError
-from headsearch.models.classifier import EncoderSpec, HeadedClassifier
+from headsearch.models.hf.families import family_for
+from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.text_classifier import TextClassifier
+
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 @dataclass(frozen=True, kw_only=True)
 class BuiltinConfig:
-    """Shape of the built-in encoder. ``hidden_size`` must be a multiple of ``num_heads``."""
+    """Shape of the built-in model. ``hidden_size`` must be a multiple of ``num_heads``; ``max_length`` counts
+    ``[CLS]`` and ``[SEP]``."""
 
     num_layers: int = 4
     num_heads: int = 8
@@ -41,33 +54,41 @@ class BuiltinConfig:
         return asdict(self)
 
 
+def word_tokenizer(texts: Iterable[str], *, max_size: int = 20000, min_freq: int = 1):
+    """A ``PreTrainedTokenizerFast`` over the words of ``texts`` (ids by frequency, ties by the word, so the
+    same texts give the same ids), at most ``max_size`` entries with the special tokens."""
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    split = pre_tokenizers.BertPreTokenizer()  # whitespace and punctuation, as BERT splits words
+    normalizer = normalizers.Lowercase()
+    counts = Counter(word for text in texts for word, _ in split.pre_tokenize_str(normalizer.normalize_str(text)))
+    words = sorted((w for w, c in counts.items() if c >= min_freq and w not in SPECIALS), key=lambda w: (-counts[w], w))
+    vocab = {token: i for i, token in enumerate((*SPECIALS, *words[:max(max_size - len(SPECIALS), 0)]))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, split
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                       special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
 def build_builtin(train: TextDataset, config: BuiltinConfig = BuiltinConfig(), *, seed: int = 0) -> TextClassifier:
-    """An untrained built-in encoder whose vocabulary comes from ``train``'s texts."""
-    tokenizer = WordTokenizer.build(train.texts, max_size=config.max_vocab, min_freq=config.min_freq)
-    spec = EncoderSpec(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        head_dim=config.hidden_size // config.num_heads,
-        intermediate_size=config.intermediate_size,
-        max_positions=config.max_length,
-        num_classes=train.num_classes,
-        dropout=config.dropout,
-        layer_norm_eps=1e-5,
+    """An untrained built-in model whose vocabulary comes from ``train``'s texts (BERT's initialisation)."""
+    import transformers
+
+    tokenizer = TransformersTokenizer(word_tokenizer(train.texts, max_size=config.max_vocab, min_freq=config.min_freq))
+    labels = train.label_names
+    bert = transformers.BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_length, hidden_dropout_prob=config.dropout,
+        attention_probs_dropout_prob=config.dropout, classifier_dropout=config.dropout, pad_token_id=tokenizer.pad_id,
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
     )
     torch.manual_seed(seed)
-    model = HeadedClassifier(spec)
-    _init_weights(model)
-    model.eval()
-    return TextClassifier(model, tokenizer, train.label_names, config.max_length, source="builtin",
-                          meta={"builtin": config.to_dict()})
-
-
-def _init_weights(model: HeadedClassifier) -> None:
-    """BERT's initialisation (normal 0.02, zero biases), which trains small encoders more stably than torch's."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear | torch.nn.Embedding):
-            torch.nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, torch.nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+    hf = transformers.BertForSequenceClassification(bert).eval()
+    model = TransformersClassifier(hf, family_for("bert"), pair_separator=tokenizer.separator_id)
+    return TextClassifier(model, tokenizer, labels, config.max_length, source="builtin",
+                          meta={"builtin": config.to_dict(), "transformers_class": type(hf).__name__, "family": "bert"})

@@ -1,8 +1,8 @@
 """The HeadedModel contract: what every strategy, evaluator and exporter may rely on, whatever the model.
 
-Two implementations: ``HeadedClassifier`` (headsearch's own encoder: the built-in model and base BERT
-checkpoints given a fresh head) and ``TransformersClassifier`` (the user's Hugging Face
-``*ForSequenceClassification`` model as it is, ``headsearch.models.hf``). Heads are indexed by the dense
+One implementation: ``TransformersClassifier`` (``headsearch.models.hf``), the user's Hugging Face
+``*ForSequenceClassification`` model as it is; the built-in model and base checkpoints given a fresh head
+are such models too. Heads are indexed by the dense
 model's *units* (a query head, or a key/value group for grouped-query attention searched by group);
 a pruned model keeps answering in those indices, so ``[layers, num_heads]`` gates still apply to it.
 """

@@ -1,8 +1,9 @@
 """The dense base model of a run, from a recipe: used by ``headsearch train`` and studies.
 
-Three sources: the built-in encoder (trained here), a base BERT checkpoint such as ``minilm`` (headsearch's
-own encoder with a fresh mean-pooled head, trained here), or the user's fine-tuned Hugging Face classifier,
-used as it is. Either way the run folder keeps a copy (``model/``) that later runs, workers and exports read.
+Three sources, all run as transformers models: the built-in model (a small BERT built from a config,
+trained here), a base checkpoint such as ``minilm`` (its family's classifier with a fresh head, trained
+here), or the user's fine-tuned Hugging Face classifier, used as it is. Either way the run folder keeps a
+copy (``model/``) that later runs, workers and exports read.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 from headsearch._fs import atomic_folder
 from headsearch.data.text import TextDataset
 from headsearch.errors import ModelError
-from headsearch.models.bert import MINILM, load_bert, read_bert_config, resolve_model_path
 from headsearch.models.builtin import BuiltinConfig, build_builtin
+from headsearch.models.hf.base import MINILM, check_base_folder, open_base, resolve_model_path
 from headsearch.models.hf.folder import CONFIG_FILE, read_config
 from headsearch.models.hf.user_model import check_classifier_folder, is_sequence_classifier, open_classifier
 from headsearch.models.text_classifier import MODEL_FILE, TextClassifier
@@ -33,7 +34,7 @@ def is_user_classifier(source: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class BaseModelRecipe:
-    """``source``: "builtin", "minilm", a base BERT folder or a fine-tuned classifier folder; ``data`` records
+    """``source``: "builtin", "minilm", a base checkpoint folder or a fine-tuned classifier folder; ``data`` records
     the data section (absolute paths) so that later commands find the model's data again."""
 
     source: str = "builtin"
@@ -64,7 +65,7 @@ def check_source(source: str, head_unit: str = "query") -> None:
     if is_user_classifier(source):
         check_classifier_folder(source, head_unit)
     else:
-        read_bert_config(resolve_model_path(source))
+        check_base_folder(resolve_model_path(source))
 
 
 def default_learning_rate(source: str) -> float:
@@ -85,7 +86,7 @@ def base_model(recipe: BaseModelRecipe, train: TextDataset, checkpoint: str | Pa
         if recipe.source == "builtin":
             shape = BuiltinConfig(**{**recipe.builtin.to_dict(), "max_length": recipe.max_length})
             return build_builtin(train, shape, seed=recipe.seed)
-        return load_bert(recipe.source, label_names=train.label_names, max_length=recipe.max_length, seed=recipe.seed)
+        return open_base(recipe.source, label_names=train.label_names, max_length=recipe.max_length, seed=recipe.seed)
 
     return train_or_load(checkpoint, build, recipe.describe(), train, recipe.train, progress=progress)
 

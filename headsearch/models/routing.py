@@ -19,9 +19,9 @@ the hard top-k mask and the backward pass the soft mask's gradient (``hard + sof
 Exploration: Gaussian noise on the logits and the temperature ``tau`` are set by the trainer
 (``headsearch.strategies.budgetformer``), annealed from exploration to exploitation.
 
-``RoutedClassifier`` is the inference runtime: at every layer it groups the batch's examples by the
-head set the router chose and runs each group through a structurally pruned copy of the layer's
-attention (cached per head set), so smaller budgets compute less. Its logits equal the masked
+``RoutedClassifier`` is the inference runtime on the user's transformers model: at every layer it groups
+the batch's examples by the head set the router chose and runs each group through a copy of the layer
+structurally cut to those heads (cached per head set), so smaller budgets compute less. Its logits equal the masked
 forward ``model(ids, mask, gates=router)`` (the tests check it).
 """
 
@@ -32,13 +32,15 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from headsearch.errors import ModelError
-from headsearch.models.classifier import EncoderSpec, HeadedClassifier, SelfAttention
+from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.shape import ModelShape
 
 ROUNDINGS = ("ceil", "floor")
@@ -266,24 +268,27 @@ class HeadRouter(nn.Module):
 
 
 class RoutedClassifier(nn.Module):
-    """Inference runtime of a routed model: per layer, each example's chosen heads and only those are computed."""
+    """Inference runtime of a routed model: per layer, each example's chosen heads and only those are computed.
 
-    def __init__(self, model: HeadedClassifier, router: HeadRouter, *, cache_size: int = 512):
+    Each layer of the user's transformers model is replaced, for the pass, by: the router's choice from the
+    layer's input states, then the layer cut to the chosen heads (``TransformersClassifier.layer_cut``,
+    cached per head set) run on the rows that chose them. At batch 1 that is one cut layer; a batch is split
+    into groups of rows with equal head sets, each run with the rows' slice of the layer's inputs. Under
+    grouped-query attention searched by query head, a key/value head is computed when any of its chosen
+    query heads needs it, once for all of them (as a pruned model computes it)."""
+
+    def __init__(self, model: TransformersClassifier, router: HeadRouter, *, cache_size: int = 512):
         super().__init__()
         if model.head_config.total_kept != model.num_layers * model.num_heads:
             raise ModelError("A routed model needs every head present (route a dense model, not a pruned one).")
         self.model, self.router = model, router
         self.cache_size = cache_size
-        self._pruned: OrderedDict[tuple[int, tuple[int, ...]], SelfAttention] = OrderedDict()
-        # an optimiser step updates weights and biases together: the weights' versions tell when the cut
-        # copies are stale (``Tensor._version`` counts in-place updates); read once per forward pass
-        self._weights = [t for layer in model.layers for t in (layer.attention.query.weight, layer.attention.key.weight,
-                                                                 layer.attention.value.weight, layer.attention.output.weight)]
+        self._cut: OrderedDict[tuple[int, tuple[int, ...]], nn.Module] = OrderedDict()
+        # an optimiser step updates the weights in place: their versions (``Tensor._version`` counts in-place
+        # updates) tell when the cut copies are stale; read once per forward pass
+        self._weights = model.attention_weights()
         self._versions: tuple[int, ...] = ()
-
-    @property
-    def spec(self) -> EncoderSpec:
-        return self.model.spec
+        self._mask: torch.Tensor | None = None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 gates: torch.Tensor | None = None) -> torch.Tensor:
@@ -293,42 +298,66 @@ class RoutedClassifier(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         versions = tuple(w._version for w in self._weights)
         if versions != self._versions:
-            self._pruned.clear()
+            self._cut.clear()
             self._versions = versions
-        model, router = self.model, self.router
-        x = model.embeddings(input_ids)
-        bias = model.mask_bias(attention_mask, x.dtype)
-        for i, layer in enumerate(model.layers):
-            x = layer.finish(x, self._attend(i, layer.attention, x, bias, router.choose(i, x, attention_mask)))
-        return model.classify(x, attention_mask)
+        self._mask = attention_mask
+        try:
+            return self.model.run_layers(input_ids, attention_mask,
+                                         {i: partial(self._layer, i) for i in range(self.model.num_layers)})
+        finally:
+            self._mask = None
 
-    def _attend(self, layer: int, attention: SelfAttention, x: torch.Tensor, bias: torch.Tensor,
-                chosen: list[tuple[int, ...]]) -> torch.Tensor:
-        if len(chosen) == 1:  # batch 1: no grouping
-            return self._module(layer, attention, chosen[0])(x, bias, None)
+    def _layer(self, index: int, layer: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        states = args[0] if args else kwargs["hidden_states"]
+        chosen = self.router.choose(index, states, self._mask)
+        if len(chosen) == 1 or len(set(chosen)) == 1:  # batch 1, or one head set: no grouping
+            return self._module(index, chosen[0])(*args, **kwargs)
         groups: dict[tuple[int, ...], list[int]] = {}
         for row, heads in enumerate(chosen):
             groups.setdefault(heads, []).append(row)
-        if len(groups) == 1:
-            return self._module(layer, attention, chosen[0])(x, bias, None)
-        out = torch.empty_like(x)
+        batch, parts = len(chosen), []
         for heads, rows in groups.items():
-            idx = torch.tensor(rows, device=x.device)
-            part = self._module(layer, attention, heads)(x.index_select(0, idx), bias.index_select(0, idx), None)
+            idx = torch.tensor(rows, device=states.device)
+            parts.append((idx, self._module(index, heads)(*_rows(args, idx, batch), **_rows(kwargs, idx, batch))))
+        return _stitched(parts, batch)
+
+    def _module(self, layer: int, heads: tuple[int, ...]) -> nn.Module:
+        """Layer ``layer`` cut to ``heads``, cached (least recently used goes first)."""
+        key = (layer, heads)
+        module = self._cut.get(key)
+        if module is None:
+            module = self._cut[key] = self.model.layer_cut(layer, heads).eval()
+            while len(self._cut) > self.cache_size:
+                self._cut.popitem(last=False)
+        else:
+            self._cut.move_to_end(key)
+        return module
+
+
+def _rows(value: Any, idx: torch.Tensor, batch: int) -> Any:
+    """``value`` (a layer's argument) for the rows ``idx``: tensors of 3 or more dimensions whose first is the
+    batch are sliced (states ``[batch, seq, hidden]``, 4-D masks); others are shared by every row (rotary
+    tables ``[1, seq, dim]``, DeBERTa's relative embeddings ``[2k, hidden]``), and so are non-tensors."""
+    if isinstance(value, torch.Tensor):
+        return value.index_select(0, idx) if value.dim() >= 3 and value.shape[0] == batch else value
+    if isinstance(value, tuple | list):
+        return type(value)(_rows(v, idx, batch) for v in value)
+    if isinstance(value, dict):
+        return {k: _rows(v, idx, batch) for k, v in value.items()}
+    return value
+
+
+def _stitched(parts: list[tuple[torch.Tensor, Any]], batch: int) -> Any:
+    """One layer output for the whole batch from each group's (rows, output): tensors, or tuples of them."""
+    first = parts[0][1]
+    if isinstance(first, torch.Tensor):
+        out = first.new_empty(batch, *first.shape[1:])
+        for idx, part in parts:
             out.index_copy_(0, idx, part)
         return out
-
-    def _module(self, layer: int, attention: SelfAttention, heads: tuple[int, ...]) -> SelfAttention:
-        """The layer's attention cut down to ``heads``, cached (least recently used goes first)."""
-        key = (layer, heads)
-        module = self._pruned.get(key)
-        if module is None:
-            module = self._pruned[key] = attention.pruned(heads).eval()
-            while len(self._pruned) > self.cache_size:
-                self._pruned.popitem(last=False)
-        else:
-            self._pruned.move_to_end(key)
-        return module
+    if isinstance(first, tuple):
+        return type(first)(_stitched([(idx, part[j]) for idx, part in parts], batch) for j in range(len(first)))
+    return first  # None (no attention maps asked for)
 
 
 def router_flops(spec: RouterSpec, seq_len: int) -> int:

@@ -1,9 +1,8 @@
 """ModelShape: what the analytic cost model needs to know of a HeadedModel (no torch: plain numbers).
 
-Every HeadedModel reports one (``model.shape``): the built-in encoder from its spec, a Hugging Face model
-from its modules. Heads are counted in *units*, the things a HeadConfig keeps or removes: a query head,
-or, for grouped-query attention searched with ``head_unit: kv_group``, a whole key/value group with its
-query heads.
+Every HeadedModel reports one (``model.shape``), read from its transformers modules. Heads are counted in
+*units*, the things a HeadConfig keeps or removes: a query head, or, for grouped-query attention searched
+with ``head_unit: kv_group``, a whole key/value group with its query heads.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """TextClassifier: a HeadedModel with its tokenizer and labels, saved and loaded as one folder.
 
 The folder format is shared by training checkpoints, run folders and exports:
-``headsearch_model.json`` (the model kind, kept heads, tokenizer kind, labels), ``model.safetensors``
-and the tokenizer's files. headsearch's own encoder records its architecture in the JSON; a Hugging
-Face model adds its dense ``config.json`` and is rebuilt as its transformers class, then cut to the
-kept heads (``headsearch.models.hf.folder``). A routed model (per-input head budgets,
-``headsearch.models.routing``) adds its router's settings to the JSON and its weights as
-``router.safetensors``. Weights are read with safetensors only: nothing is unpickled.
+``headsearch_model.json`` (kept heads, tokenizer kind, labels), the transformers model's dense
+``config.json``, ``model.safetensors`` and the tokenizer's files; it is rebuilt as its transformers class,
+then cut to the kept heads (``headsearch.models.hf.folder``). Folders of headsearch 0.1.0's own encoder
+(retired; their JSON has ``spec``) are refused in one line: retrain or re-run to rebuild them. A routed
+model (per-input head budgets, ``headsearch.models.routing``) adds its router's settings to the JSON and
+its weights as ``router.safetensors``. Weights are read with safetensors only: nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from headsearch.data.text import TextDataset
 from headsearch.data.tokenizers import Tokenizer, load_tokenizer
 from headsearch.errors import HeadsearchError, ModelError
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import EncoderSpec, HeadedClassifier
 from headsearch.models.headed import HeadedModel
-from headsearch.models.hf.folder import WEIGHTS_FILE, load_model, save_model
+from headsearch.models.hf.folder import load_model, save_model
+from headsearch.models.hf.model import TransformersClassifier
 from headsearch.models.routing import HeadRouter, RoutedClassifier, RouterSpec
 
 MODEL_FILE = "headsearch_model.json"
@@ -41,7 +41,7 @@ class TextClassifier:
     ``router``: set for a routed model (per-input head budgets); ``runtime`` then computes only each
     input's chosen heads, and ``logits``/``predict`` go through it."""
 
-    model: HeadedModel
+    model: TransformersClassifier
     tokenizer: Tokenizer
     label_names: tuple[str, ...]
     max_length: int
@@ -107,11 +107,7 @@ class TextClassifier:
         if self.router is not None:
             meta["router"] = self.router.spec.to_dict()
             save_file(_state(self.router), str(folder / ROUTER_WEIGHTS_FILE))
-        if isinstance(self.model, HeadedClassifier):
-            meta["spec"] = self.model.spec.to_dict()
-            save_file(_state(self.model), str(folder / WEIGHTS_FILE))
-        else:
-            meta["transformers"] = save_model(self.model, folder)
+        meta["transformers"] = save_model(self.model, folder)
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         self.tokenizer.save(folder)
 
@@ -127,15 +123,13 @@ class TextClassifier:
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
             found = meta.get("format_version") if isinstance(meta, dict) else None
             raise ModelError(f"{folder / MODEL_FILE}: format_version {found!r}, this headsearch reads {FORMAT_VERSION}.")
+        if "spec" in meta and "transformers" not in meta:
+            raise ModelError(f"{folder}: written by headsearch 0.1.0 for its own encoder, which this version no longer "
+                             "runs; train the model again (or re-run the study) to rebuild it as a transformers model.")
         try:
             labels, max_length, kind = tuple(meta["label_names"]), int(meta["max_length"]), meta["tokenizer"]
-            spec = None if "transformers" in meta else EncoderSpec.from_dict(meta["spec"])
             config = HeadConfig.from_dict(meta["head_config"])
-            if spec is None:
-                model = load_model(folder, meta["transformers"], config)
-            else:
-                model = HeadedClassifier(spec, config)
-                _load_weights(model, folder / WEIGHTS_FILE)
+            model = load_model(folder, meta["transformers"], config)
         except HeadsearchError as exc:
             raise ModelError(f"{folder / MODEL_FILE}: {exc}") from exc
         except (ValueError, KeyError, TypeError) as exc:

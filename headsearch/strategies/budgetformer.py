@@ -30,11 +30,8 @@ from scipy.stats import spearmanr
 
 from headsearch.cost.flops import count_flops, mean_flops
 from headsearch.data.text import TextDataset
-from headsearch.errors import HeadsearchError
 from headsearch.heads import HeadConfig
-from headsearch.models.classifier import HeadedClassifier
 from headsearch.models.encoded import EncodedSplit
-from headsearch.models.headed import HeadedModel
 from headsearch.models.routing import HeadRouter, RouterSpec, RouterTraining, router_flops
 from headsearch.models.text_classifier import TextClassifier
 from headsearch.models.training import TrainConfig, train, trained_learning_rate
@@ -45,13 +42,6 @@ from headsearch.strategies.base import Candidate, Strategy, StudyContext
 class BudgetFormerStrategy(Strategy):
     name = "budgetformer"
     search_space = "budgetformer.yaml"
-
-    @classmethod
-    def check_model(cls, model: HeadedModel) -> None:
-        if not isinstance(model, HeadedClassifier):
-            raise HeadsearchError("budgetformer: the per-input runtime (only each input's heads computed) runs "
-                                  "headsearch's own encoder; a Hugging Face model cannot be routed yet. Drop budgetformer "
-                                  "from this study.")
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -38,7 +38,7 @@ from headsearch.errors import HeadConfigError, ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.headed import GateFn, HeadedModel, HeadRecord
 from headsearch.models.hf.families import Family
-from headsearch.models.hf.surgery import EmptyAttention, get_module, has_module, prune_layer
+from headsearch.models.hf.surgery import EmptyAttention, cut_copy, get_module, has_module, prune_layer
 from headsearch.models.shape import ModelShape
 
 UNITS = ("query", "kv_group")
@@ -177,17 +177,50 @@ class TransformersClassifier(HeadedModel):
 
     def resume(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, gates: torch.Tensor, entering: Any,
                start: int, *, copies: int = 1) -> torch.Tensor:
-        if start == 0:
-            return self(input_ids, attention_mask, gates)
         output = _repeated(entering, copies)
-        skipped = list(self._layers())[:start]
-        for layer in skipped:  # each returns what enters layer `start`; only the last one's output is used
-            layer.forward = partial(_replay, output)
+        # each skipped layer returns what enters layer `start`; only the last one's output is used
+        return self.run_layers(input_ids, attention_mask, {i: partial(_replay, output) for i in range(start)}, gates)
+
+    def run_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, replace: dict[int, Callable[..., Any]],
+                   gates: torch.Tensor | GateFn | None = None) -> torch.Tensor:
+        """Logits of a forward pass in which layer ``i`` runs ``replace[i](layer, *args, **kwargs)`` instead of
+        itself (``args``/``kwargs``: what the family's own layer loop passes it: states, masks, rotary tables).
+        The layers' ``forward`` is shadowed by an instance attribute for the one pass, so everything around them
+        (embeddings, masks, pooling, head) runs as the family runs it. Prefix reuse and per-input routing
+        (``headsearch.models.routing``) run through here."""
+        layers = self._layers()
+        for i, fn in replace.items():
+            layers[i].forward = partial(fn, layers[i])
         try:
             return self(input_ids, attention_mask, gates)
         finally:
-            for layer in skipped:
-                del layer.forward
+            for i in replace:
+                del layers[i].forward
+
+    def layer_cut(self, index: int, units: tuple[int, ...]) -> nn.Module:
+        """Layer ``index`` (of this dense model) with its attention cut to ``units`` (search units), sharing its
+        other weights: what the layer of a model pruned to keep ``units`` there computes."""
+        keep = tuple(q for u in units for q in range(u * self._per_unit, (u + 1) * self._per_unit))
+        return cut_copy(self._layers()[index], self.family, head_dim=self.head_dim, group_size=self._group,
+                        current=self._kept[index], keep=keep)
+
+    def layer_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[tuple[tuple, dict]]:
+        """What each layer is called with (``args``, ``kwargs``) in a dense forward pass of these rows: with
+        ``layer_cut``, a layer run on its own as the model runs it (the latency table times layers so)."""
+        calls: list[tuple[tuple, dict]] = []
+        handles = [layer.register_forward_pre_hook(lambda m, a, k: calls.append((a, dict(k))), with_kwargs=True)
+                   for layer in self._layers()]
+        try:
+            self(input_ids, attention_mask)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return calls
+
+    def attention_weights(self) -> list[torch.Tensor]:
+        """The weights ``layer_cut`` copies, every layer's: their ``_version`` tells when copies are stale."""
+        paths = (self.family.query, self.family.key, self.family.value, self.family.output, *self.family.per_head)
+        return [get_module(layer, p).weight for layer in self._layers() for p in paths if has_module(layer, p)]
 
     @contextmanager
     def record_heads(self, *, attention: bool = False) -> Iterator[HeadRecord]:
@@ -297,7 +330,7 @@ class _PrefixDone(Exception):
     """Raised by ``prefix``'s hook to end a forward pass once the layers asked for have run."""
 
 
-def _replay(output: Any, *args: Any, **kwargs: Any) -> Any:
+def _replay(output: Any, layer: nn.Module, *args: Any, **kwargs: Any) -> Any:
     return output
 
 

@@ -104,6 +104,36 @@ def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int, make: Callable[...
     return new.train(linear.training)
 
 
+def cut_copy(layer: nn.Module, family: Family, *, head_dim: int, group_size: int, current: Sequence[int],
+             keep: Sequence[int]) -> nn.Module:
+    """A copy of ``layer`` cut to the query heads ``keep`` that shares every weight the cut leaves alone (norms,
+    feed-forward): only the modules on the paths to the attention's pieces are copied, shallowly, so that
+    ``prune_layer`` replaces their children in the copy, never in ``layer``. Cheap enough to keep one per
+    head set (per-input routing runs each input's heads through one)."""
+    clone, copied = _shallow(layer), {""}
+    for path in (family.core, family.query, family.key, family.value, family.output, *family.per_head):
+        if not has_module(layer, path):
+            continue  # a per-head projection this layer does not have
+        parts = path.split(".")
+        for depth in range(1, len(parts) + (path == family.core)):  # the leaf projections are replaced, not copied
+            prefix = ".".join(parts[:depth])
+            if prefix not in copied:
+                set_module(clone, prefix, _shallow(get_module(clone, prefix)))
+                copied.add(prefix)
+    prune_layer(clone, family, head_dim=head_dim, group_size=group_size, current=current, keep=keep)
+    return clone
+
+
+def _shallow(module: nn.Module) -> nn.Module:
+    """A new module object with ``module``'s attributes and its own copies of their dicts (children, parameters,
+    buffers, hooks: what setting an attribute or registering a hook changes); a ``forward`` shadowed on
+    ``module`` for one pass is not copied."""
+    clone = object.__new__(type(module))
+    clone.__dict__.update({k: type(v)(v) if isinstance(v, dict) else v for k, v in module.__dict__.items()})
+    clone.__dict__.pop("forward", None)
+    return clone
+
+
 def prune_layer(layer: nn.Module, family: Family, *, head_dim: int, group_size: int,
                 current: Sequence[int], keep: Sequence[int]) -> None:
     """Cut ``layer`` from the query heads ``current`` (dense indices, ascending) to ``keep`` (a subset)."""
