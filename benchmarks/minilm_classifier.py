@@ -1,10 +1,9 @@
 """A user's own classifier, made once: all-MiniLM-L6-v2 fine-tuned on SST-2 as ``BertForSequenceClassification``
 (its own [CLS] pooler and head, transformers' class throughout), saved with ``save_pretrained`` as a user would.
 
-Then, on the same 8,000 training rows, epochs and learning rate, today's own-encoder path (MiniLM mapped onto
-headsearch's encoder with a fresh mean-pooled head, ``studies/sst2_minilm.yaml``'s model) for comparison: dev
-accuracy dense and at 50% of heads (36 of 72, one-shot gradient importance on 512 training rows, no recovery),
-and for a random 36 heads (median of 5 draws).
+Prints its dev accuracy dense and at 50% of heads (36 of 72, one-shot gradient importance on 512 training rows,
+no recovery), and for a random 36 heads (median of 5 draws). (Until issue 31 it also trained headsearch's own
+encoder with a mean-pooled head for comparison; that encoder is retired, and ``minilm`` is now this same class.)
 
     python benchmarks/minilm_classifier.py --out runs/minilm-sst2-classifier   # about 20 minutes on 2 cores
     headsearch run studies/sst2_minilm_classifier.yaml                           # the study on that folder
@@ -20,34 +19,22 @@ import time
 from pathlib import Path
 
 import torch
-import transformers
 
 from headsearch.analysis.head_scores import gradient_importance
 from headsearch.data import load_split
-from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.heads import HeadConfig
-from headsearch.models import TrainConfig, accuracy, minilm_path, train
-from headsearch.models.hf.families import family_for
-from headsearch.models.hf.model import TransformersClassifier
-from headsearch.models.recipe import BaseModelRecipe, base_model
+from headsearch.models import MINILM, TrainConfig, accuracy, open_base, train
 from headsearch.models.text_classifier import TextClassifier
-from headsearch.study_config import DataConfig
 
 LABELS = ("negative", "positive")
 
 
-def fine_tune(train_rows, out: Path, settings: TrainConfig, max_length: int) -> TextClassifier:
-    folder = minilm_path()
-    hf = transformers.BertForSequenceClassification.from_pretrained(
-        str(folder), num_labels=2, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
-        local_files_only=True)
-    tokenizer = TransformersTokenizer.load(folder)
-    clf = TextClassifier(TransformersClassifier(hf, family_for("bert"), pair_separator=tokenizer.separator_id),
-                         tokenizer, LABELS, max_length, source="minilm")
+def fine_tune(train_rows, out: Path, settings: TrainConfig, max_length: int, seed: int) -> TextClassifier:
+    clf = open_base(MINILM, label_names=LABELS, max_length=max_length, seed=seed)  # BertForSequenceClassification
     train(clf, train_rows, settings)
-    hf.eval()
-    hf.save_pretrained(out)
-    tokenizer.hf.save_pretrained(out)
+    clf.model.hf.eval()
+    clf.model.hf.save_pretrained(out)
+    clf.tokenizer.hf.save_pretrained(out)
     return clf
 
 
@@ -83,19 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainConfig(epochs=args.epochs, batch_size=32, learning_rate=5e-5, seed=args.seed)
     out = Path(args.out)
     start = time.perf_counter()
-    hf_clf = fine_tune(rows, out, settings, args.max_length)
+    hf_clf = fine_tune(rows, out, settings, args.max_length, args.seed)
     print(f"BertForSequenceClassification fine-tuned in {time.perf_counter() - start:.0f} s, saved to {out}")
-    start = time.perf_counter()
-    recipe = BaseModelRecipe(source="minilm", data=DataConfig(dataset="sst2", data_dir=Path(args.data_dir)).describe(),
-                             max_length=args.max_length, seed=args.seed, train=settings)
-    own = base_model(recipe, rows, out.parent / "minilm-sst2-own-encoder", progress=True)
-    print(f"own encoder (mean-pooled fresh head) trained in {time.perf_counter() - start:.0f} s")
     print("\n| model | dense dev | 36/72 heads by importance | 36/72 random heads (median of 5) |")
     print("|---|---|---|---|")
-    for name, clf in (("BertForSequenceClassification (transformers, own [CLS] head)", hf_clf),
-                      ("headsearch encoder (mean-pooled head)", own)):
-        important, random_half = at_half(clf, dev, scoring, args.seed)
-        print(f"| {name} | {accuracy(clf, dev):.4f} | {important:.4f} | {random_half:.4f} |", flush=True)
+    important, random_half = at_half(hf_clf, dev, scoring, args.seed)
+    print(f"| BertForSequenceClassification (own [CLS] head) | {accuracy(hf_clf, dev):.4f} | {important:.4f} | "
+          f"{random_half:.4f} |", flush=True)
     print(f"\n{len(rows)} SST-2 training rows (seed {args.seed}), {args.epochs} epochs, lr 5e-5, batch 32, "
           f"{args.max_length} tokens; dev {len(dev)} rows; importance on {len(scoring)} other training rows.")
     return 0

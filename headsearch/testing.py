@@ -70,8 +70,9 @@ class DifficultyRun:
 
 def difficulty_run(task: str, seed: int, *, rows: int = 4000, epochs: int = 15, heads: int = 8,
                    **params: Any) -> DifficultyRun:
-    """Train a 1-layer built-in encoder with ``heads`` heads of dimension 1 (a head's score matrix has rank
-    1, so it serves about one pairing of words) on ``task`` from scratch, once dense and once as
+    """Train a 1-layer built-in model (a transformers BERT) with ``heads`` heads of dimension 4 (BERT's head
+    size is hidden / heads; the retired own encoder used dimension 1, a rank-1 score matrix per head) on ``task``
+    from scratch, once dense and once as
     BudgetFormer with the strategy's defaults (``params`` override them), both for ``epochs`` epochs on
     ``rows`` rows of seed ``100 + seed``; measured on 600 rows of seed ``200 + seed``. From scratch, as
     the paper trains: a model warm-started dense needs few epochs and its budgets barely move."""

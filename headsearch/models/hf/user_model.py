@@ -40,11 +40,20 @@ def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query")
     """The fine-tuned ``*ForSequenceClassification`` model in ``folder`` (``save_pretrained`` of the model and
     its tokenizer) as it is: its class, fine-tuned head, tokenizer and ``id2label`` names."""
     folder = Path(folder)
-    family = check_classifier_folder(folder, unit)
+    return load_classifier(folder, check_classifier_folder(folder, unit), max_length=max_length, unit=unit,
+                           source=str(folder))
+
+
+def load_classifier(folder: Path, family: Family, *, max_length: int, source: str, unit: str = "query",
+                    **settings: Any) -> TextClassifier:
+    """``AutoModelForSequenceClassification.from_pretrained(folder, **settings)`` with the folder's tokenizer, as a
+    ``TextClassifier`` labelled by the config's ``id2label``; a failed load or too long a ``max_length`` is one
+    line. Serves a fine-tuned classifier (no settings) and a base checkpoint given a fresh head (``hf.base``)."""
     from transformers import AutoModelForSequenceClassification
 
     try:
-        hf = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+        hf = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                                **settings)
     except Exception as exc:  # OSError, ValueError, torch's and safetensors' own errors: the user needs the cause
         raise ModelError(f"{folder}: transformers cannot load the model ({type(exc).__name__}: "
                          f"{(str(exc).splitlines() or [''])[0]}).") from exc
@@ -57,5 +66,5 @@ def open_classifier(folder: str | Path, *, max_length: int, unit: str = "query")
         raise ModelError(f"max_length {max_length} exceeds the model's {positions} positions; lower model.max_length.")
     labels = tuple(str(hf.config.id2label[i]) for i in range(hf.config.num_labels))
     model = TransformersClassifier(hf, family, unit=unit, pair_separator=tokenizer.separator_id)
-    return TextClassifier(model, tokenizer, labels, max_length, source=str(folder),
+    return TextClassifier(model, tokenizer, labels, max_length, source=source,
                           meta={"transformers_class": type(hf).__name__, "family": family.name})
