@@ -51,14 +51,14 @@ def test_export_reloads_as_the_users_class_and_as_onnx(family, onnx, tmp_path):
 
 
 def test_a_builtin_export_loads_with_transformers_alone(tiny_builtin, tmp_path):
-    """The built-in model is a transformers BERT: its pruned export is a ``BertForSequenceClassification`` with its
-    word-level tokenizer, called as transformers models are."""
+    """The built-in model is a transformers model: its pruned export is a ``LlamaForSequenceClassification`` with
+    its word-level tokenizer, called as transformers models are."""
     import transformers
 
     pruned = tiny_builtin.prune(HeadConfig(((0, 2), (), (1,)), 4))
     out = export(pruned, tmp_path / "builtin", onnx=False)
     model, _ = load_transformers(out)
-    assert type(model) is transformers.BertForSequenceClassification
+    assert type(model) is transformers.LlamaForSequenceClassification
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(out), local_files_only=True)
     texts = ["the film was not good", "great"]
     with torch.inference_mode():
