@@ -68,8 +68,8 @@ def modifier_task(num_examples: int, *, num_classes: int = 4, seed: int = 0, min
     """``num_examples`` sentences: filler words, one cue word of a class and, with probability
     ``modifier_rate``, one word of ``MODIFIERS``; modifier ``i`` shifts the label by ``1 + i % (num_classes - 1)``
     classes. The cue alone is right only for unmodified sentences; each modifier is a relation of its own.
-    Measured on the retired built-in 4x8 encoder of headsearch 0.1.0 (hidden 128) trained as the quickstart did (3,000 rows of seed 1,
-    5 epochs, lr 2e-3), dev (500 rows of seed 2): dense 0.948; keeping 75/50/25% of heads by gradient
+    Measured on the retired built-in 4x8 encoder of headsearch 0.1.0 (hidden 128) trained as the quickstart
+    did (3,000 rows of seed 1, 5 epochs, lr 2e-3), dev (500 rows of seed 2): dense 0.948; keeping 75/50/25% of heads by gradient
     importance 0.944/0.888/0.660, at random (median of 3 seeds) 0.886/0.848/0.524."""
     _check_sizes("modifier_task", num_classes, "modifier_rate", modifier_rate, min_len, max_len)
     rng = random.Random(seed)
