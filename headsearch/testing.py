@@ -70,7 +70,7 @@ class DifficultyRun:
 
 def difficulty_run(task: str, seed: int, *, rows: int = 4000, epochs: int = 15, heads: int = 8,
                    **params: Any) -> DifficultyRun:
-    """Train a 1-layer built-in model (a transformers BERT) with ``heads`` heads of dimension 4 (BERT's head
+    """Train a 1-layer built-in model (a transformers Llama) with ``heads`` heads of dimension 4 (its head
     size is hidden / heads; the retired own encoder used dimension 1, a rank-1 score matrix per head) on ``task``
     from scratch, once dense and once as
     BudgetFormer with the strategy's defaults (``params`` override them), both for ``epochs`` epochs on
