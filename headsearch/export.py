@@ -6,6 +6,8 @@ An export folder holds ``head_config.json`` (the heads kept per layer), the prun
 (inputs ``input_ids``, ``attention_mask``; output ``logits``) and ``manifest.json`` with each file's SHA-256
 so that the loaders detect a damaged folder. ``load`` returns a TextClassifier (``predict``);
 ``load_transformers`` returns the user's own transformers class with the pruned shapes, and its tokenizer.
+Without headsearch, ``AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)``
+loads it too, through the generated modelling file its config names (``headsearch.models.hf.standalone``).
 The folder is written beside its target and renamed into place, so a failed export leaves nothing.
 """
 
@@ -24,6 +26,7 @@ import torch
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
 from headsearch.heads import HeadConfig, heads_for_budget
+from headsearch.models.hf.standalone import MODELING_FILE, SURGERY_FILE
 from headsearch.models.text_classifier import TextClassifier
 
 HEAD_CONFIG_FILE = "head_config.json"
@@ -169,13 +172,21 @@ def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str
                  "weights are cut out of Q/K/V and the output projection, so this model is structurally smaller.")
     rows = "\n".join(f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in objectives.items())
     per_layer = "\n".join(f"| {i} | {len(h)} | {list(h)} |" for i, h in enumerate(config.kept))
-    kind = f"transformers `{type(clf.model.hf).__name__}`"
-    loading = f"""```python
-from headsearch.export import load_transformers
-model, tokenizer = load_transformers("path/to/this/folder")  # {type(clf.model.hf).__name__}, pruned shapes
+    cls = type(clf.model.hf).__name__
+    kind = f"transformers `{cls}`"
+    loading = "" if routed else f"""With transformers alone (torch and transformers installed; no headsearch):
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
 model(**tokenizer(["some text"], return_tensors="pt")).logits
 ```
-or, through headsearch:
+`trust_remote_code` runs `{MODELING_FILE}` from this folder: a `{cls}` subclass of transformers' own that cuts each
+layer to the heads `config.json`'s `per_layer_config` lists, with `{SURGERY_FILE}` (headsearch's surgery, torch alone).
+Read both before trusting them.
+
+Through headsearch:
 """
     return f"""# headsearch export
 
@@ -198,13 +209,14 @@ Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 ## Loading
 
 {loading}```python
-from headsearch.export import load
+from headsearch.export import load, load_transformers
 clf = load("path/to/this/folder"{', budget=0.5' if multi_budget else ''})
 clf.predict(["some text"])
+model, tokenizer = load_transformers("path/to/this/folder")  # transformers' own {cls}, pruned shapes
 ```
 {"Multi-budget export: the weights hold every head and `head_order.json` their keeping order; "
  "`load(path, budget=b)` keeps the first max(layers, round(b x heads)) of them (b in (0, 1]). "
- "The objectives above are those of the whole checkpoint (b = 1)." if multi_budget else ""}
+ "The objectives above are those of the whole checkpoint (b = 1), what transformers alone loads." if multi_budget else ""}
 {"ONNX: `model.onnx` takes `input_ids` and `attention_mask` (int64, [batch, seq]) and returns `logits`." if onnx else ""}
 {"No ONNX file: the per-input choice of heads is data-dependent control flow; run it with `load`." if routed else ""}
 """

@@ -10,6 +10,7 @@ import pytest
 import torch
 from floats import assert_close
 from hf_models import FAMILIES, save_tiny_classifier
+from transformers import AutoModelForSequenceClassification
 
 from headsearch.export import export, load, load_transformers
 from headsearch.heads import HeadConfig
@@ -41,6 +42,11 @@ def test_export_reloads_as_the_users_class_and_as_onnx(family, onnx, tmp_path):
     with torch.no_grad():
         own = model(**{k: v for k, v in enc.items() if k in accepted}).logits
     assert torch.allclose(own, gated, atol=1e-4)
+    plain = AutoModelForSequenceClassification.from_pretrained(str(out), trust_remote_code=True).eval()
+    assert isinstance(plain, type(clf.model.hf)) and type(plain).__name__ == type(clf.model.hf).__name__
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():  # the same modules and weights as load_transformers': equal up to float rounding
+        assert_close(plain(**{k: v for k, v in enc.items() if k in accepted}).logits, own)
     if onnx:
         ids, mask = clf.encode(TEXTS)
         logits = ort.InferenceSession(str(out / "model.onnx")).run(None, {"input_ids": ids.numpy(),

@@ -107,7 +107,7 @@ class TextClassifier:
         if self.router is not None:
             meta["router"] = self.router.spec.to_dict()
             save_file(_state(self.router), str(folder / ROUTER_WEIGHTS_FILE))
-        meta["transformers"] = save_model(self.model, folder)
+        meta["transformers"] = save_model(self.model, folder, standalone=self.router is None)
         (folder / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         self.tokenizer.save(folder)
 

@@ -9,34 +9,25 @@ heads, so slicing the projections' rows and columns runs unchanged through their
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from headsearch.errors import ModelError
+from headsearch.models.hf.surgery import Layout
 
 
 @dataclass(frozen=True, kw_only=True)
-class Family:
-    """``core``: the module that turns a layer's states into the heads' concatenated outputs (replaced by an
-    empty stand-in when a layer keeps no head); ``query``/``key``/``value``/``output``: the projections,
-    paths from the layer; ``per_head``: other projections with one block of rows per head (DeBERTa's
-    relative-position ones); ``head_counts``: attributes of ``core`` that hold its number of query heads;
-    ``decoder``: a causal model that classifies from its last token (its head runs on every position)."""
+class Family(Layout):
+    """A ``Layout`` (paths to the attention's pieces) with the ``model_type`` values that use it; ``decoder``:
+    a causal model that classifies from its last token (its head runs on every position)."""
 
     name: str
     model_types: tuple[str, ...]
-    layers: str
-    core: str
-    query: str
-    key: str
-    value: str
-    output: str
-    per_head: tuple[str, ...] = ()
-    head_counts: tuple[str, ...] = ()
     decoder: bool = False
 
     @property
-    def output_in_core(self) -> bool:
-        return self.output.startswith(self.core + ".")
+    def layout(self) -> Layout:
+        """The paths alone, as an export's modelling file rebuilds them (``hf.standalone``)."""
+        return Layout(**{f.name: getattr(self, f.name) for f in fields(Layout)})
 
 
 _BERT_LIKE = {"layers": "encoder.layer", "core": "attention.self", "query": "attention.self.query",

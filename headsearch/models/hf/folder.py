@@ -17,6 +17,7 @@ from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.hf.families import family_for
 from headsearch.models.hf.model import TransformersClassifier
+from headsearch.models.hf.standalone import dense_config, standalone_config
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -101,12 +102,15 @@ def check_shape(folder: str | Path, config: dict[str, Any], keys: tuple[str, ...
                          f"{heads}.")
 
 
-def save_model(model: TransformersClassifier, folder: Path) -> dict[str, Any]:
-    """Write the dense ``config.json`` and the (pruned) weights; returns what ``load_model`` needs besides."""
+def save_model(model: TransformersClassifier, folder: Path, *, standalone: bool = True) -> dict[str, Any]:
+    """Write ``config.json`` and the (pruned) weights; returns what ``load_model`` needs besides. ``standalone``:
+    the config names each layer's heads and a modelling file that transformers loads alone (``hf.standalone``);
+    otherwise it is the dense config (a routed model: its heads change per input, only headsearch runs it)."""
     from safetensors.torch import save_model as save_weights
 
-    model.hf.config.save_pretrained(str(folder))
-    save_weights(model.hf, str(folder / WEIGHTS_FILE))
+    config = standalone_config(model.hf, model.kept_query_heads, model.family.layout, folder) if standalone else model.hf.config
+    config.save_pretrained(str(folder))
+    save_weights(model.hf, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     return {"family": model.family.name, "unit": model.unit, "pair_separator": model.pair_separator,
             "class": type(model.hf).__name__}
 
@@ -117,7 +121,7 @@ def load_model(folder: Path, info: dict[str, Any], head_config: HeadConfig) -> T
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        config = dense_config(AutoConfig.from_pretrained(str(folder), local_files_only=True))
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{folder}: cannot read {CONFIG_FILE} ({str(exc).splitlines()[0]}).") from exc
     family = family_for(config.model_type, where=str(folder))

@@ -127,6 +127,11 @@ class TransformersClassifier(HeadedModel):
         return HeadConfig(tuple(tuple(sorted({q // self._per_unit for q in kept})) for kept in self._kept),
                           self.num_heads)
 
+    @property
+    def kept_query_heads(self) -> tuple[tuple[int, ...], ...]:
+        """Per layer, the query heads present in the weights (dense indices), whatever the search unit."""
+        return self._kept
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 gates: torch.Tensor | GateFn | None = None) -> torch.Tensor:
         if attention_mask is None:

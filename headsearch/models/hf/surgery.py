@@ -9,18 +9,43 @@ become ``RepeatedHeads``: they compute each surviving key/value head once and re
 query heads (exact, since rotary embeddings act on every head alike), and ``num_key_value_groups = 1``.
 A layer left with no head gets ``EmptyAttention``: its output is the output projection's bias, what
 all-zero gates give.
+
+This file imports torch alone: every export carries a verbatim copy (``headsearch_surgery.py``) that its
+generated modelling file uses to rebuild the pruned shapes under plain transformers (``hf.standalone``).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
-from headsearch.models.hf.families import Family
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """Where one layout of transformers' modelling code keeps its attention. ``layers``: the list of layers,
+    from ``model.base_model``; ``core``: the module that turns a layer's states into the heads' concatenated
+    outputs (replaced by an empty stand-in when a layer keeps no head); ``query``/``key``/``value``/``output``:
+    the projections, paths from the layer; ``per_head``: other projections with one block of rows per head
+    (DeBERTa's relative-position ones); ``head_counts``: attributes of ``core`` that hold its number of query
+    heads."""
+
+    layers: str
+    core: str
+    query: str
+    key: str
+    value: str
+    output: str
+    per_head: tuple[str, ...] = ()
+    head_counts: tuple[str, ...] = ()
+
+    @property
+    def output_in_core(self) -> bool:
+        return self.output.startswith(self.core + ".")
 
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
@@ -50,12 +75,15 @@ class RepeatedHeads(nn.Linear):
                  head_index: Sequence[int]):
         super().__init__(in_features, out_features, bias=bias)
         self.head_dim = head_dim
-        self.register_buffer("head_index", torch.tensor(list(head_index), dtype=torch.long), persistent=False)
+        # plain integers, not a buffer: a model built on the meta device (transformers' from_pretrained) would
+        # leave a non-persistent buffer unset
+        self.head_index = tuple(int(h) for h in head_index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
         lead = y.shape[:-1]
-        return y.view(*lead, -1, self.head_dim).index_select(-2, self.head_index).reshape(*lead, -1)
+        index = torch.tensor(self.head_index, dtype=torch.long, device=y.device)
+        return y.view(*lead, -1, self.head_dim).index_select(-2, index).reshape(*lead, -1)
 
 
 class EmptyProjection(nn.Linear):
@@ -104,7 +132,7 @@ def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int, make: Callable[...
     return new.train(linear.training)
 
 
-def cut_copy(layer: nn.Module, family: Family, *, head_dim: int, group_size: int, current: Sequence[int],
+def cut_copy(layer: nn.Module, family: Layout, *, head_dim: int, group_size: int, current: Sequence[int],
              keep: Sequence[int]) -> nn.Module:
     """A copy of ``layer`` cut to the query heads ``keep`` that shares every weight the cut leaves alone (norms,
     feed-forward): only the modules on the paths to the attention's pieces are copied, shallowly, so that
@@ -134,7 +162,7 @@ def _shallow(module: nn.Module) -> nn.Module:
     return clone
 
 
-def prune_layer(layer: nn.Module, family: Family, *, head_dim: int, group_size: int,
+def prune_layer(layer: nn.Module, family: Layout, *, head_dim: int, group_size: int,
                 current: Sequence[int], keep: Sequence[int]) -> None:
     """Cut ``layer`` from the query heads ``current`` (dense indices, ascending) to ``keep`` (a subset)."""
     current, keep = list(current), list(keep)
