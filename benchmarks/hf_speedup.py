@@ -30,7 +30,7 @@ from torch import nn
 
 from headsearch import HeadConfig
 from headsearch.cost import HardwareProfile, count_flops
-from headsearch.cost.latency import call_timer, calls_per_measurement, random_inputs
+from headsearch.cost.latency import call_timer, interleaved, random_inputs
 from headsearch.models.hf.families import family_for
 from headsearch.models.hf.model import TransformersClassifier
 
@@ -110,12 +110,7 @@ def call(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> None:
 
 def time_round_robin(models: dict[str, nn.Module], inputs, profile: HardwareProfile, repeats: int) -> dict[str, float]:
     timers = {name: call_timer(functools.partial(call, m, *inputs), profile) for name, m in models.items()}
-    numbers = {name: calls_per_measurement(t, 2, 0.05) for name, t in timers.items()}
-    samples: dict[str, list[float]] = {name: [] for name in timers}
-    for r in range(repeats):
-        for name in timers if r % 2 == 0 else reversed(list(timers)):
-            samples[name].append(1000 * timers[name].timeit(numbers[name]).mean)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: statistics.median(v) for name, v in interleaved(timers, repeats=repeats, warmup=2).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,8 @@ SeqLen = Annotated[int, typer.Option(help="Sequence length that FLOPs and latenc
 BatchSize = Annotated[int, typer.Option(help="Batch size of the latency measurement.")]
 Threads = Annotated[int, typer.Option(help="CPU threads of the latency measurement.")]
 Repeats = Annotated[int, typer.Option(help="Interleaved timing repeats (the median is reported).")]
+Runtime = Annotated[str, typer.Option(help="What latency is timed in: eager, compile (torch.compile) or onnxruntime "
+                                           "(the model exported to ONNX, as a deployment runs it).")]
 
 
 class Stopped(HeadsearchError):
@@ -199,6 +201,7 @@ def cost(
     batch_size: BatchSize = 1,
     threads: Threads = 1,
     repeats: Repeats = 11,
+    runtime: Runtime = "eager",
 ) -> None:
     """FLOPs, parameters, memory and measured speedup of a head configuration against the model as it is.
 
@@ -213,7 +216,7 @@ def cost(
     full = HeadConfig.dense(shape.num_layers, shape.num_heads)
     current = clf.model.head_config  # an export holds a pruned model: heads are still numbered as in the full one
     config = HeadConfig.load(heads) if heads else current
-    profile = HardwareProfile(threads=threads, batch_size=batch_size, seq_len=seq_len)
+    profile = HardwareProfile(threads=threads, batch_size=batch_size, seq_len=seq_len, runtime=runtime)
     models = [("dense" if current == full else "folder", current, clf.model)]
     if config != current:
         models.append(("config", config, clf.model.prune(config)))
@@ -260,6 +263,8 @@ def export(
     batch_size: BatchSize = 1,
     threads: Threads = 1,
     repeats: Repeats = 11,
+    runtime: Annotated[str | None, typer.Option(help="What the card's latency is timed in: eager, compile or onnxruntime "
+                                                     "(default: the run's hardware.runtime; eager for a model folder).")] = None,
 ) -> None:
     """Prune to a head configuration and write a folder a deployment loads with headsearch.export.load.
 
@@ -271,7 +276,7 @@ def export(
     from headsearch.heads import HeadConfig
     from headsearch.models import TextClassifier
     from headsearch.objectives import Evaluator
-    from headsearch.study import RUN_FILE
+    from headsearch.study import RUN_FILE, load_run
 
     _at_least_one(seq_len=seq_len, batch_size=batch_size, threads=threads, repeats=repeats)
     if data is not None and dataset is not None:
@@ -284,6 +289,7 @@ def export(
         raise HeadsearchError(f"--max-accuracy-drop must be >= 0 (got {max_accuracy_drop}; 0.01 = 1 point).")
     if (source / RUN_FILE).is_file():
         config, chosen, trial_model = _choose_from_run(source, pick, strategy, trial, max_accuracy_drop)
+        config_runtime = load_run(source).get("profile", {}).get("runtime")
         if heads:
             raise HeadsearchError("--heads is for a model folder; from a run use --pick or --strategy/--trial.")
         model_dir, out = source / "model", out or source / "export"
@@ -294,6 +300,7 @@ def export(
         if out is None:
             raise HeadsearchError("Exporting from a model folder needs --out.")
         model_dir, config, trial_model = source, HeadConfig.load(heads) if heads else None, None
+        config_runtime = None
     dense = _open_model(model_dir, max_length=seq_len)  # the speedup reference
     clf = TextClassifier.load(source / trial_model) if trial_model else dense  # a trial's own (recovered) weights
     config = config or clf.model.head_config
@@ -305,7 +312,9 @@ def export(
                                   "without adaptation); this model records no head order.")
         config = clf.model.head_config  # every head; the budget is chosen at load time
     dev = _dev_split(dense, data, dataset, data_dir)
-    profile = HardwareProfile(threads=threads, batch_size=batch_size,
+    if runtime is None:
+        runtime = config_runtime or "eager"
+    profile = HardwareProfile(threads=threads, batch_size=batch_size, runtime=runtime,
                               seq_len=min(seq_len, clf.model.shape.max_positions))
     measured: dict = {}
 
@@ -320,6 +329,51 @@ def export(
     warning = slowdown_warning(measured, profile.to_dict())
     if warning:
         typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command("serve-check")
+def serve_check(
+    export_dir: Annotated[Path, typer.Argument(help="An export folder (`headsearch export`, with model.onnx).")],
+    dense: Annotated[Path | None, typer.Option(help="The dense model's folder (default: the folder the export was pruned "
+                                                    "from, when it is still there).")] = None,
+    data: Annotated[Path | None, typer.Option(help="A CSV/TSV/JSON Lines file (or datasets folder) to score on (default: "
+                                                   "the dense model's own dev split).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Or a named dataset's dev split (sst2, ag_news, ...).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder of that dataset.")] = None,
+    seq_len: SeqLen = 128,
+    batch_size: BatchSize = 1,
+    threads: Threads = 1,
+    repeats: Repeats = 11,
+) -> None:
+    """Load an export as a server does, with transformers alone and with ONNX Runtime; print its accuracy on a dev
+    split and its latency against the dense model in each runtime, with the FLOPs ideal."""
+    from headsearch.cost import HardwareProfile
+    from headsearch.export import load as load_export
+    from headsearch.serve_check import serve_check as check
+
+    _at_least_one(seq_len=seq_len, batch_size=batch_size, threads=threads, repeats=repeats)
+    if data is not None and dataset is not None:
+        raise HeadsearchError("--data and --dataset both name the evaluation data; give one.")
+    pruned = load_export(export_dir)  # checksums first: a damaged export stops here
+    if dense is None:
+        dense = Path(pruned.source)
+        if not (dense / "config.json").is_file():
+            raise HeadsearchError(f"The export was pruned from {pruned.source}, which is not a model folder here; pass "
+                                  "--dense DIR.")
+    dense_clf = _open_model(dense)
+    dev = _dev_split(dense_clf, data, dataset, data_dir)
+    profile = HardwareProfile(threads=threads, batch_size=batch_size, seq_len=min(seq_len, dense_clf.model.shape.max_positions))
+    typer.echo(f"Checking {export_dir} against {dense} on {dev.name} ({len(dev)} rows), batch {batch_size}, "
+               f"{profile.seq_len} tokens, {threads} thread(s)")
+    result = check(export_dir, dense_clf, dense, dev, profile, repeats=repeats)
+    typer.echo(f"heads kept {result.heads_kept}/{result.heads_total}; FLOPs ratio {result.flops_ratio:.3f}, ideal speedup "
+               f"{result.ideal:.3f}x; dense accuracy {result.dense_accuracy:.4f}")
+    typer.echo(f"{'runtime':13}{'accuracy':>10}{'dense ms':>10}{'pruned ms':>11}{'speedup':>9}{'realised/ideal':>16}")
+    for r in result.runtimes:
+        typer.echo(f"{r.runtime:13}{r.accuracy:>10.4f}{r.dense_ms:>10.2f}{r.pruned_ms:>11.2f}{r.speedup:>8.3f}x"
+                   f"{r.speedup / result.ideal:>16.3f}")
+    typer.echo(f"ONNX Runtime and transformers disagree on {result.disagreements} of {result.rows} rows.")
+    typer.echo("profile " + json.dumps(result.profile))
 
 
 def slowdown_warning(objectives: dict, profile: dict) -> str | None:

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from headsearch._fs import atomic_folder
 from headsearch.errors import ExportError, ModelError
 from headsearch.heads import HeadConfig, heads_for_budget
 from headsearch.models.hf.standalone import MODELING_FILE, SURGERY_FILE
+from headsearch.models.onnx import write_onnx
 from headsearch.models.text_classifier import TextClassifier
 
 HEAD_CONFIG_FILE = "head_config.json"
@@ -138,23 +135,26 @@ def load_transformers(path: str | Path) -> tuple[Any, Any]:
 
 
 def _write_onnx(clf: TextClassifier, file: Path) -> None:
-    model = clf.model
     ids, mask = clf.encode(["an example sentence for tracing", "another"])
-    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", max=model.shape.max_positions)
-    dynamic = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (ids, mask), str(file), dynamo=True, dynamic_shapes=dynamic,
-                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                              verbose=False, optimize=True, external_data=False)  # one self-contained file
-    except Exception as exc:  # the exporter raises many types; the user needs to know ONNX failed
-        raise ExportError(f"ONNX export failed ({type(exc).__name__}: {exc}); export with onnx=False (CLI: --no-onnx).") from exc
-    finally:
-        quiet.setLevel(level)
+        write_onnx(clf.model, ids, mask, file, max_positions=clf.model.shape.max_positions)
+    except ModelError as exc:
+        raise ExportError(f"{exc} Export with onnx=False (CLI: --no-onnx).") from exc
+
+
+def _realised(objectives: Mapping[str, Any]) -> str:
+    """The measured speedup against the FLOPs ideal (``1 / flops_ratio``), in the runtime it was timed in."""
+    speedup, ratio = objectives.get("speedup"), objectives.get("flops_ratio")
+    if not isinstance(speedup, float) or not isinstance(ratio, float) or ratio <= 0:
+        return ""
+    try:
+        profile = json.loads(objectives.get("profile") or "{}")
+    except (TypeError, ValueError):
+        profile = {}
+    where = (f" in {profile.get('runtime', 'eager')} ({profile.get('runtime_version', '')}; batch {profile.get('batch_size')}, "
+             f"{profile.get('seq_len')} tokens, {profile.get('threads')} thread(s))" if profile else "")
+    return (f"\nMeasured speedup {speedup:.3f}x{where} against the FLOPs ideal {1 / ratio:.3f}x (1 / FLOPs ratio): "
+            f"**realised / ideal {speedup * ratio:.3f}**.\n")
 
 
 def _model_card(clf: TextClassifier, config: HeadConfig, objectives: Mapping[str, Any], onnx: bool, *,
@@ -199,7 +199,7 @@ Labels: {", ".join(clf.label_names)}. Max length: {clf.max_length} tokens.
 | objective | value |
 |---|---|
 {rows or "| (none recorded) | |"}
-
+{_realised(objectives)}
 ## Heads kept per layer
 
 | layer | count | heads |

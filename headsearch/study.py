@@ -110,7 +110,8 @@ def build_context(config: StudyConfig, *, progress: bool = True,
         dense.meta["labels_matched"] = how
     scoring = train.sample(config.data.scoring_rows, seed=config.seed + 1)
     hw = config.hardware  # a seq_len beyond the model's positions fails at the dense evaluation, before any trial
-    profile = HardwareProfile(device=hw.device, threads=hw.threads, batch_size=hw.batch_size, seq_len=hw.seq_len)
+    profile = HardwareProfile(device=hw.device, runtime=hw.runtime, threads=hw.threads, batch_size=hw.batch_size,
+                              seq_len=hw.seq_len)
     table = _latency_table(config.out_dir, dense.model, profile) if hw.latency == "table" else None
     # every driver and worker orders the search split's rows alike; whether a row rung stops a trial is the run's rule
     row_levels = config.early_stopping.rungs().row_levels(len(search))

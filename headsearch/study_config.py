@@ -112,6 +112,10 @@ class ModelConfig(BaseModel):
 class HardwareConfig(BaseModel):
     model_config = _STRICT
     device: str = "cpu"
+    runtime: Literal["eager", "compile", "onnxruntime"] = Field(
+        "eager", description="what latency is timed in, as the deployment runs it: eager PyTorch, torch.compile, or the "
+                             "model exported to ONNX and run by ONNX Runtime (every candidate is exported or compiled "
+                             "once: pair it with latency: table)")
     threads: int = Field(1, ge=1)
     batch_size: int = Field(1, ge=1)
     seq_len: int = Field(64, ge=1)

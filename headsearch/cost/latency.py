@@ -1,5 +1,8 @@
 """Measured latency on a hardware profile, and speedup over dense measured interleaved in one process.
 
+A profile names the runtime the deployment runs (``eager``, ``compile``, ``onnxruntime``: ``cost.runtime``);
+every figure is timed in it.
+
 Timing uses ``torch.utils.benchmark.Timer`` (it sets the thread count for the measurement and
 synchronises CUDA). Each figure is the median of ``repeats`` measurements after ``warmup`` calls;
 every measurement runs enough calls to last at least ``min_run_s``. Speedups time the dense and the
@@ -13,10 +16,12 @@ import platform
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch.utils import benchmark
 
+from headsearch.cost.runtime import check_runtime, runnable, runtime_version
 from headsearch.errors import ModelError
 from headsearch.models.headed import HeadedModel
 
@@ -37,14 +42,17 @@ class HardwareProfile:
     """Where and how a latency is measured; recorded with every figure."""
 
     device: str = "cpu"
+    runtime: str = "eager"
     threads: int = 1
     batch_size: int = 1
     seq_len: int = 128
     cpu: str = ""
     gpu: str = ""
     torch_version: str = ""
+    runtime_version: str = ""
 
     def __post_init__(self) -> None:
+        check_runtime(self.runtime)
         for name in ("threads", "batch_size", "seq_len"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -54,6 +62,7 @@ class HardwareProfile:
         # fill in what the machine says, so a stored profile tells where its figures came from
         object.__setattr__(self, "cpu", self.cpu or cpu_name())
         object.__setattr__(self, "torch_version", self.torch_version or torch.__version__)
+        object.__setattr__(self, "runtime_version", self.runtime_version or runtime_version(self.runtime))
         if self.device.startswith("cuda") and not self.gpu:
             object.__setattr__(self, "gpu", torch.cuda.get_device_name(torch.device(self.device)))
 
@@ -101,9 +110,11 @@ def _timer(model: torch.nn.Module, profile: HardwareProfile, inputs: Batches | N
     model.eval().to(profile.device)
     batches = [(i.to(profile.device), m.to(profile.device)) for i, m in inputs] if inputs else [random_inputs(model, profile)]
 
+    run = runnable(model, profile.runtime, device=profile.device, threads=profile.threads)
+
     def call() -> None:
         for ids, mask in batches:
-            model(ids, mask)
+            run(ids, mask)
 
     return call_timer(call, profile)
 
@@ -123,8 +134,8 @@ def calls_per_measurement(timer: benchmark.Timer, warmup: int, min_run_s: float)
     return max(1, int(min_run_s / max(per_call, 1e-9)) + 1) if per_call < min_run_s else 1
 
 
-def _latency(samples_s: list[float], profile: HardwareProfile, batches: int = 1) -> Latency:
-    ms = [1000.0 * s / batches for s in samples_s]
+def _latency(samples_ms: list[float], profile: HardwareProfile, batches: int = 1) -> Latency:
+    ms = [s / batches for s in samples_ms]
     q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
     return Latency(statistics.median(ms), q[2] - q[0], tuple(ms), profile)
 
@@ -136,7 +147,7 @@ def measure_latency(model: torch.nn.Module, profile: HardwareProfile, *, repeats
     one batch of random tokens of the profile's shape."""
     timer = _timer(model, profile, inputs)
     number = calls_per_measurement(timer, warmup, min_run_s)
-    return _latency([timer.timeit(number).mean for _ in range(repeats)], profile, len(inputs or [None]))
+    return _latency([1000.0 * timer.timeit(number).mean for _ in range(repeats)], profile, len(inputs or [None]))
 
 
 def measure_speedup(dense: HeadedModel, pruned: torch.nn.Module, profile: HardwareProfile, *,
@@ -144,12 +155,25 @@ def measure_speedup(dense: HeadedModel, pruned: torch.nn.Module, profile: Hardwa
     """Dense and pruned latency measured interleaved in this process, on the same ``inputs``
     (see ``measure_latency``); speedup is the ratio of medians."""
     timers = {"dense": _timer(dense, profile, inputs), "pruned": _timer(pruned, profile, inputs)}
-    numbers = {k: calls_per_measurement(t, warmup, min_run_s) for k, t in timers.items()}
-    samples: dict[str, list[float]] = {"dense": [], "pruned": []}
-    for r in range(repeats):
-        for key in ("dense", "pruned") if r % 2 == 0 else ("pruned", "dense"):
-            samples[key].append(timers[key].timeit(numbers[key]).mean)
-    batches = len(inputs or [None])
-    d, p = _latency(samples["dense"], profile, batches), _latency(samples["pruned"], profile, batches)
-    ratios = tuple(a / b for a, b in zip(samples["dense"], samples["pruned"], strict=True))
+    return speedup_of(interleaved(timers, repeats=repeats, warmup=warmup, min_run_s=min_run_s), profile,
+                      len(inputs or [None]))
+
+
+def speedup_of(samples_ms: dict[str, list[float]], profile: HardwareProfile, batches: int = 1) -> Speedup:
+    """The ``Speedup`` of ``samples_ms["pruned"]`` over ``samples_ms["dense"]`` (per call, ``batches`` per call)."""
+    d = _latency(samples_ms["dense"], profile, batches)
+    p = _latency(samples_ms["pruned"], profile, batches)
+    ratios = tuple(a / b for a, b in zip(samples_ms["dense"], samples_ms["pruned"], strict=True))
     return Speedup(d, p, d.median_ms / p.median_ms, ratios)
+
+
+def interleaved(timers: dict[Any, benchmark.Timer], *, repeats: int, warmup: int = 3,
+                min_run_s: float = 0.05) -> dict[Any, list[float]]:
+    """Each timer's milliseconds per call, ``repeats`` times, timed round-robin with the order reversed every
+    other repeat, so that drift of the machine hits all alike."""
+    numbers = {key: calls_per_measurement(t, warmup, min_run_s) for key, t in timers.items()}
+    samples: dict[Any, list[float]] = {key: [] for key in timers}
+    for r in range(repeats):
+        for key in timers if r % 2 == 0 else reversed(list(timers)):
+            samples[key].append(1000.0 * timers[key].timeit(numbers[key]).mean)
+    return samples

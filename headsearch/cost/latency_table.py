@@ -13,6 +13,13 @@ time minus its layers' entries. Every entry and the dense model are timed round-
 so drift of the machine hits all alike; each figure is a median. Under grouped-query attention searched by
 query head the table counts query heads, not which key/value groups survive (the first ``k`` are timed).
 
+In a runtime other than eager (``compile``, ``onnxruntime``: ``cost.runtime``) a layer cannot be timed alone, so
+whole models are: every layer cut to ``k`` heads for ``k`` on a grid of at most ``WHOLE_GRID`` counts, plus two
+mixed configurations (every other layer empty; random counts), each exported or compiled once. Their medians
+are fitted by least squares with ``rest + n_empty * e + b * heads_kept`` (layers alike: one cost per head
+``b`` and one step ``e`` for dropping a layer's attention altogether), and the table holds that fit:
+``a + b k`` per layer with ``a = -e`` and ``0`` for an empty layer, ``rest_ms`` the rest.
+
 Prediction error is checked on a sample of a study's trials against the latency measured interleaved with
 the dense model (``hardware.latency: table``; see the README for the figures).
 """
@@ -20,17 +27,21 @@ the dense model (``hardware.latency: table``; see the README for the figures).
 from __future__ import annotations
 
 import functools
+import random
 import statistics
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
-from headsearch.cost.latency import HardwareProfile, call_timer, calls_per_measurement, random_inputs
+from headsearch.cost.latency import HardwareProfile, call_timer, interleaved, random_inputs
+from headsearch.cost.runtime import runnable
 from headsearch.errors import ModelError
 from headsearch.heads import HeadConfig
 from headsearch.models.hf.model import TransformersClassifier
 
 MAX_GRID = 13  # head counts timed per layer at most
+WHOLE_GRID = 7  # uniform head counts timed as whole models (other runtimes)
 
 
 @dataclass(frozen=True)
@@ -76,10 +87,13 @@ def head_grid(num_heads: int) -> tuple[int, ...]:
 
 def measure_table(model: TransformersClassifier, profile: HardwareProfile, *, repeats: int = 7, warmup: int = 3,
                   min_run_s: float = 0.05) -> LatencyTable:
-    """Time every (layer, heads kept) of ``model`` (a dense one: every layer keeps all its heads) on ``profile``."""
+    """Time every (layer, heads kept) of ``model`` (a dense one: every layer keeps all its heads) on ``profile``
+    (eager), or fit whole models' times (other runtimes; see the module docstring)."""
     if model.head_config != HeadConfig.dense(model.num_layers, model.num_heads):
         raise ModelError("A latency table is measured on the dense model; this one is already pruned.")
     model = model.eval().to(profile.device)
+    if profile.runtime != "eager":
+        return _whole_model_table(model, profile, repeats=repeats, warmup=warmup, min_run_s=min_run_s)
     ids, mask = random_inputs(model, profile)
     with torch.inference_mode():
         inputs = model.layer_inputs(ids, mask)
@@ -89,15 +103,35 @@ def measure_table(model: TransformersClassifier, profile: HardwareProfile, *, re
         for k in grid:
             cut = model.layer_cut(layer, tuple(range(k))).eval()
             timers[(layer, k)] = call_timer(functools.partial(cut, *args, **kwargs), profile)
-    numbers = {key: calls_per_measurement(t, warmup, min_run_s) for key, t in timers.items()}
-    samples: dict[tuple, list[float]] = {key: [] for key in timers}
-    for r in range(repeats):  # round-robin, order reversed every other repeat
-        for key in timers if r % 2 == 0 else reversed(list(timers)):
-            samples[key].append(1000.0 * timers[key].timeit(numbers[key]).mean)
-    median = {key: statistics.median(v) for key, v in samples.items()}
+    median = _medians(interleaved(timers, repeats=repeats, warmup=warmup, min_run_s=min_run_s))
     layer_ms = tuple(_fit(grid, [median[(layer, k)] for k in grid]) for layer in range(model.num_layers))
     rest = median[("dense", 0)] - sum(row[-1] for row in layer_ms)
     return LatencyTable(profile.to_dict(), model.num_heads, grid, layer_ms, rest)
+
+
+def _whole_model_table(model: TransformersClassifier, profile: HardwareProfile, *, repeats: int, warmup: int,
+                       min_run_s: float) -> LatencyTable:
+    L, H = model.num_layers, model.num_heads
+    rng = random.Random(0)
+    configs = [HeadConfig(tuple(tuple(range(k)) for _ in range(L)), H) for k in sorted({round(i * H / (WHOLE_GRID - 1))
+                                                                                      for i in range(WHOLE_GRID)})]
+    configs.append(HeadConfig(tuple(() if i % 2 == 0 else tuple(range(H)) for i in range(L)), H))
+    configs.append(HeadConfig(tuple(tuple(range(rng.randint(0, H))) for _ in range(L)), H))
+    ids, mask = random_inputs(model, profile)
+    timers = {}
+    for config in configs:
+        run = runnable(model.prune(config).eval(), profile.runtime, device=profile.device, threads=profile.threads)
+        timers[config] = call_timer(functools.partial(run, ids, mask), profile)
+    median = _medians(interleaved(timers, repeats=repeats, warmup=warmup, min_run_s=min_run_s))
+    rows = [(1.0, float(c.counts.count(0)), float(sum(c.counts))) for c in configs]
+    (rest, step, per_head), *_ = np.linalg.lstsq(np.array(rows), np.array([median[c] for c in configs]), rcond=None)
+    grid = head_grid(H)
+    row = tuple(0.0 if k == 0 else float(-step + per_head * k) for k in grid)
+    return LatencyTable(profile.to_dict(), H, grid, tuple(row for _ in range(L)), float(rest + L * step))
+
+
+def _medians(samples: dict) -> dict:
+    return {key: statistics.median(v) for key, v in samples.items()}
 
 
 def _fit(grid: tuple[int, ...], times: list[float]) -> tuple[float, ...]:
