@@ -213,6 +213,10 @@ def prepare(config: StudyConfig, *, n_trials: int | None, resume: bool, progress
     rungs = config.early_stopping.rungs() if early_stopping else NO_STOPPING
     recipe = _recipe(config)
     check_source(recipe.source, recipe.head_unit)
+    routed = [name for name, info in infos.items() if info.cls.per_input]
+    if routed and config.hardware.runtime != "eager":
+        raise HeadsearchError(f"{', '.join(routed)}: per-input head budgets run in eager PyTorch only; set "
+                              f"hardware.runtime: eager, or leave them out of this study (runtime {config.hardware.runtime}).")
     data = load_data(config)
     # a fresh start that fails (a broken weight file, a full disk, Ctrl-C) leaves no run folder behind, so the
     # same command runs once the cause is fixed; a resumed run or a worker keeps what the folder held

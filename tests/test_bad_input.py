@@ -257,3 +257,10 @@ def _one_error_line(err: str) -> str:
     lines = err.replace("\r", "\n").strip().splitlines()
     assert sum(line.startswith("error:") for line in lines) == 1 and lines[-1].startswith("error:"), err
     return lines[-1]
+
+
+def test_per_input_budgets_outside_eager_are_refused_before_training(refused, tmp_path):
+    write_study(tmp_path, [{"name": "budgetformer", "n_trials": 1}], hardware={"runtime": "onnxruntime"})
+    refused("budgetformer: per-input head budgets run in eager PyTorch only", "run", "study.yaml")
+    write_study(tmp_path, [{"name": "dense", "n_trials": 1}], hardware={"runtime": "tensorrt"})
+    refused("runtime", "run", "study.yaml")

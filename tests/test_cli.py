@@ -106,3 +106,25 @@ def test_export_warns_when_the_written_model_is_slower_than_dense(trained, tmp_p
                          "--no-onnx", "--repeats", "1", "--seq-len", "16")
     assert code == 0, err
     assert "warning: the exported model measured 0.900x the speed of dense (slower)" in err
+
+
+def test_export_priced_in_onnx_runtime_then_serve_checked(trained, tmp_path, monkeypatch, capsys):
+    """The card's latency is timed in the runtime asked for, with realised/ideal; ``serve-check`` loads the export
+    with transformers alone and ONNX Runtime: both score the dev split alike and are timed against dense."""
+    heads = tmp_path / "heads.json"
+    HeadConfig(((0,), ()), num_heads=2).save(heads)
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "export", trained, "--out", "export", "--heads", heads,
+                       "--seq-len", "16", "--repeats", "2", "--runtime", "onnxruntime")
+    assert code == 0, err
+    card = (tmp_path / "export" / "model_card.md").read_text()
+    assert '"runtime": "onnxruntime"' in card and "in onnxruntime (onnxruntime " in card and "realised / ideal" in card
+    code, out, err = cli(monkeypatch, capsys, tmp_path, "serve-check", "export", "--dense", trained, "--seq-len", "16",
+                         "--repeats", "2")
+    assert code == 0, err
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("eager ", "onnxruntime "))}
+    assert set(rows) == {"eager", "onnxruntime"}
+    assert rows["eager"][1] == rows["onnxruntime"][1]  # the same accuracy: the same classes on every row
+    assert "disagree on 0 of" in out
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "serve-check", "export", "--seq-len", "16", "--repeats", "2",
+                       "--runtime", "eager")
+    assert code == 2 and "--runtime" in err  # serve-check times both runtimes itself

@@ -67,9 +67,50 @@ def test_profile_records_the_machine():
     p = HardwareProfile(threads=1, batch_size=2, seq_len=8)
     d = p.to_dict()
     assert d["cpu"] and d["torch_version"] == torch.__version__
-    assert {"device", "threads", "batch_size", "seq_len", "cpu", "torch_version"} <= set(d)
+    assert {"device", "threads", "batch_size", "seq_len", "cpu", "torch_version", "runtime", "runtime_version"} <= set(d)
+    assert d["runtime"] == "eager" and d["runtime_version"] == f"torch {torch.__version__}"
+    assert HardwareProfile(runtime="onnxruntime").runtime_version.startswith("onnxruntime ")
     with pytest.raises(ModelError, match="'threads' parameter of HardwareProfile"):
         HardwareProfile(threads=0)
+    with pytest.raises(ModelError, match="runtime must be one of"):
+        HardwareProfile(runtime="tensorrt")
+
+
+def test_a_routed_model_is_timed_in_eager_only():
+    from test_routing import _routed
+
+    from headsearch.cost.runtime import runnable
+
+    clf, _, _ = _routed()
+    with pytest.raises(ModelError, match="run in eager PyTorch only"):
+        runnable(clf.runtime, "onnxruntime")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["onnxruntime", "compile"])
+def test_every_runtime_runs_the_same_model(runtime, tiny_builtin):
+    """A pruned model in another runtime computes the eager logits (up to the runtime's own kernels' rounding:
+    ONNX Runtime and Inductor fuse and reorder float32 sums, 1e-4 here), is built once per model, and is timed."""
+    from headsearch.cost.latency_table import measure_table
+    from headsearch.cost.runtime import runnable
+
+    model = tiny_builtin.model
+    pruned = model.prune(HeadConfig(((0, 2), (), (1,)), model.num_heads))
+    ids, mask = tiny_builtin.encode(["the film was not good", "great", "a very long and boring plot"])
+    run = runnable(pruned, runtime)
+    assert runnable(pruned, runtime) is run
+    with torch.inference_mode():
+        got = run(ids, mask)
+        eager = pruned(ids, mask)
+    got = torch.as_tensor(got[0] if isinstance(got, list) else got)
+    torch.testing.assert_close(got, eager, rtol=1e-4, atol=1e-4)
+    profile = HardwareProfile(runtime=runtime, batch_size=2, seq_len=8)
+    result = measure_speedup(model, pruned, profile, repeats=2, warmup=1, min_run_s=0.001)
+    assert result.dense.profile.runtime == runtime and result.speedup > 0
+    if runtime == "onnxruntime":  # whole models fitted: one row for every layer, an empty layer costs nothing
+        table = measure_table(model, profile, repeats=2, warmup=1, min_run_s=0.001)
+        assert len(set(table.layer_ms)) == 1 and table.layer_ms[0][0] == 0.0
+        assert table.predict(HeadConfig.dense(model.num_layers, model.num_heads)) > 0
 
 
 def test_latency_and_speedup_are_measured(tiny_builtin):

@@ -140,3 +140,18 @@ def test_a_study_on_a_users_transformers_model_prices_latency_from_its_table(tmp
     assert points and all(p.objectives["latency_source"] == "table" for p in points)
     for p in points:
         assert p.objectives["latency_ms"] == pytest.approx(table.predict(HeadConfig.from_dict(p.head_config)))
+
+
+@pytest.mark.slow
+def test_a_study_times_latency_in_onnx_runtime(tmp_path):
+    """hardware.runtime: onnxruntime: the table is fitted on whole ONNX models, the sampled checks are timed in ONNX
+    Runtime too, and the run records the runtime with its figures."""
+    hardware = {"seq_len": 16, "repeats": 1, "latency": "table", "table_check_every": 2, "runtime": "onnxruntime"}
+    config = load_study(write_study(tmp_path, [{"name": "random", "n_trials": 3}], hardware=hardware))
+    out = run_study(config, progress=False, echo=lambda *_: None)
+    table = LatencyTable.from_dict(json.loads((out / TABLE_FILE).read_text()))
+    assert table.profile["runtime"] == "onnxruntime" and table.profile["runtime_version"].startswith("onnxruntime ")
+    info = json.loads((out / "run.json").read_text())
+    assert info["profile"]["runtime"] == "onnxruntime" and info["latency_table_check"]["checked_trials"] >= 1
+    points = load_points(out)
+    assert len(points) == 3 and all(p.objectives["latency_source"] == "table" for p in points)

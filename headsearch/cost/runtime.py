@@ -20,6 +20,7 @@ import torch
 from headsearch.errors import ModelError
 
 RUNTIMES = ("eager", "compile", "onnxruntime")
+_CACHE = "_headsearch_runnables"  # on the model: built once per (runtime, device, threads)
 
 Runnable = Callable[[torch.Tensor, torch.Tensor], Any]
 
@@ -46,11 +47,13 @@ def runnable(model: torch.nn.Module, runtime: str, *, device: str = "cpu", threa
     if getattr(model, "router", None) is not None:  # RoutedClassifier: data-dependent control flow per input
         raise ModelError(f"Per-input head budgets (a routed model) run in eager PyTorch only; set hardware.runtime: "
                          f"eager to measure them (got {runtime}).")
-    cache: dict = model.__dict__.setdefault("_headsearch_runnables", {})
     key = (runtime, device, threads)
-    if key not in cache:
-        cache[key] = _compiled(model) if runtime == "compile" else _onnx_session(model, device, threads)
-    return cache[key]
+    built = model.__dict__.get(_CACHE, {}).get(key)
+    if built is None:
+        built = _compiled(model) if runtime == "compile" else _onnx_session(model, device, threads)
+        # looked up again: tracing for ONNX restores the module's attributes, a dict taken before included
+        model.__dict__.setdefault(_CACHE, {})[key] = built
+    return built
 
 
 def _compiled(model: torch.nn.Module) -> Runnable:

@@ -116,6 +116,8 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     search_space: ClassVar[str]
+    # its candidates choose heads per input (data-dependent control flow): they run, and are timed, in eager PyTorch
+    per_input: ClassVar[bool] = False
 
     @classmethod  # noqa: B027 - optional hook
     def check_model(cls, model: HeadedModel) -> None:

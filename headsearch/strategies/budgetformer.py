@@ -42,6 +42,7 @@ from headsearch.strategies.base import Candidate, Strategy, StudyContext
 class BudgetFormerStrategy(Strategy):
     name = "budgetformer"
     search_space = "budgetformer.yaml"
+    per_input = True
 
     def propose(self, params: Mapping[str, Any], context: StudyContext) -> Candidate:
         params = self.with_defaults(params)
