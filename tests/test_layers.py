@@ -89,7 +89,7 @@ def test_reading_a_study_imports_no_torch() -> None:
 
 
 LAYERS = [  # top to bottom, as docs/architecture.md draws them; a module imports only from its layer or below
-    {"__main__", "cli", "study", "study_config", "study_init", "export", "report", "testing"},
+    {"__main__", "cli", "study", "study_config", "study_init", "export", "serve_check", "report", "testing"},
     {"search"},
     {"strategies"},
     {"objectives", "pareto", "cost"},
