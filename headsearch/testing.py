@@ -130,17 +130,24 @@ class StrategyConformance:
         return found
 
     @pytest.fixture(scope="class")
+    @staticmethod
+    def space_overrides() -> dict[str, dict[str, Any]]:
+        """Per-parameter changes to the search space the proposals are sampled from (as a study's ``space:``),
+        e.g. a lower cap on a costly parameter; default none."""
+        return {}
+
+    @pytest.fixture(scope="class")
     @classmethod
-    def proposals(cls, strategy_class: type[Strategy]) -> Proposals:
+    def proposals(cls, strategy_class: type[Strategy], space_overrides: dict[str, dict[str, Any]]) -> Proposals:
         strategy, context = strategy_class(), tiny_context()
         before = {k: v.clone() for k, v in context.dense.model.state_dict().items()}
         strategy.prepare(context)
-        params = [cls._params(strategy, context, seed) for seed in cls.SEEDS]
+        params = [cls._params(strategy, context, seed, space_overrides) for seed in cls.SEEDS]
         return Proposals(strategy, context, params, [strategy.propose(p, context) for p in params], before)
 
     @staticmethod
-    def _params(strategy: Strategy, context: StudyContext, seed: int) -> dict:
-        space = load_space(strategy.search_space)
+    def _params(strategy: Strategy, context: StudyContext, seed: int, overrides: dict[str, dict[str, Any]]) -> dict:
+        space = load_space(strategy.search_space, overrides)
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
         return space.suggest(trial, context.num_layers, context.num_heads)
 

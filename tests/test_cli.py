@@ -28,23 +28,24 @@ def trained(tmp_path_factory):
     return out
 
 
-def test_train_reuses_checkpoint(trained):
+def test_train_reuses_checkpoint(trained, tmp_path, monkeypatch, capsys):
     stamp = (trained / "model.safetensors").stat().st_mtime_ns
-    result = run("train", "--out", str(trained), *TINY)
-    assert result.returncode == 0, result.stderr
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "train", "--out", trained, *TINY)
+    assert code == 0, err
     assert (trained / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_cost_and_export(trained, tmp_path):
+def test_cost_and_export(trained, tmp_path, monkeypatch, capsys):
     heads = tmp_path / "heads.json"
     HeadConfig(((0,), (1,)), num_heads=2).save(heads)
-    result = run("cost", str(trained), "--heads", str(heads), "--seq-len", "16", "--repeats", "2")
-    assert result.returncode == 0, result.stderr
-    assert "FLOPs ratio" in result.stdout and "measured speedup" in result.stdout and '"threads": 1' in result.stdout
+    code, out_text, err = cli(monkeypatch, capsys, tmp_path, "cost", trained, "--heads", heads, "--seq-len", "16",
+                              "--repeats", "2")
+    assert code == 0, err
+    assert "FLOPs ratio" in out_text and "measured speedup" in out_text and '"threads": 1' in out_text
     out = tmp_path / "export"
-    result = run("export", str(trained), "--out", str(out), "--heads", str(heads), "--seq-len", "16", "--repeats", "2",
-                 "--no-onnx")
-    assert result.returncode == 0, result.stderr
+    code, _, err = cli(monkeypatch, capsys, tmp_path, "export", trained, "--out", out, "--heads", heads, "--seq-len", "16",
+                       "--repeats", "2", "--no-onnx")
+    assert code == 0, err
     assert load(out).model.head_config == HeadConfig(((0,), (1,)), num_heads=2)
     card = (out / "model_card.md").read_text()
     assert "| accuracy |" in card and "| speedup |" in card and "synthetic/dev" in card
@@ -108,6 +109,7 @@ def test_export_warns_when_the_written_model_is_slower_than_dense(trained, tmp_p
     assert "warning: the exported model measured 0.900x the speed of dense (slower)" in err
 
 
+@pytest.mark.slow  # four ONNX exports: about 25 s
 def test_export_priced_in_onnx_runtime_then_serve_checked(trained, tmp_path, monkeypatch, capsys):
     """The card's latency is timed in the runtime asked for, with realised/ideal; ``serve-check`` loads the export
     with transformers alone and ONNX Runtime: both score the dev split alike and are timed against dense."""

@@ -36,7 +36,8 @@ def test_export_folder_contents(exported):
     _, config, out = exported
     names = {p.name for p in out.iterdir()}
     assert {"head_config.json", "model.safetensors", "headsearch_model.json", "model_card.md", "model.onnx",
-            "manifest.json"} <= names
+            "manifest.json", "config.json", "modeling_headsearch.py", "headsearch_surgery.py"} <= names
+    assert set(json.loads((out / "manifest.json").read_text())) == names - {"manifest.json"}  # every file checksummed
     assert ({"vocab.json"} <= names) or ({"tokenizer.json"} <= names)
     assert HeadConfig.load(out / "head_config.json") == config
     card = (out / "model_card.md").read_text()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hf_models import LABELS, WORDS, save_tiny_classifier
+from inprocess import cli as inprocess_cli
 
 from headsearch.export import load_transformers
 from headsearch.heads import HeadConfig
@@ -90,22 +91,20 @@ def test_init_run_export(user_files):
     assert chosen.total_kept < chosen.total_heads
 
 
-def test_init_refuses_what_it_cannot_search(user_files, tmp_path):
+def test_init_refuses_what_it_cannot_search(user_files, tmp_path, monkeypatch, capsys):
     root, model = user_files
+
+    def init(*args):
+        code, _, err = inprocess_cli(monkeypatch, capsys, tmp_path, "init", model, *args, "--out", tmp_path / "s.yaml")
+        assert code == 2 and not (tmp_path / "s.yaml").exists() and len(err.strip().splitlines()) == 1, err
+        return err
+
     write_reviews(tmp_path / "stars.csv", labels=("1 star", "5 stars"))
-    result = cli("init", str(model), "--data", str(tmp_path / "stars.csv"), "--out", str(tmp_path / "s.yaml"))
-    assert result.returncode == 2 and not (tmp_path / "s.yaml").exists()
-    assert "do not match the model's ['negative', 'positive', 'neutral']" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--label-column", "stars",
-                 "--out", str(tmp_path / "s.yaml"))
-    assert result.returncode == 2 and "column 'stars' is not in the file" in result.stderr
+    assert "do not match the model's ['negative', 'positive', 'neutral']" in init("--data", tmp_path / "stars.csv")
+    assert "column 'stars' is not in the file" in init("--data", root / "reviews.csv", "--label-column", "stars")
     (tmp_path / "dev.csv").write_text("id,text,sentiment\n0,a good film,positive\n")  # another header than train's
-    result = cli("init", str(model), "--data", str(root / "reviews.csv"), "--dev", str(tmp_path / "dev.csv"),
-                 "--out", str(tmp_path / "s.yaml"))
-    assert result.returncode == 2 and not (tmp_path / "s.yaml").exists()
-    assert "column(s) ['review'] not in the header" in result.stderr and "give dev.csv the same header" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    err = init("--data", root / "reviews.csv", "--dev", tmp_path / "dev.csv")
+    assert "column(s) ['review'] not in the header" in err and "give dev.csv the same header" in err
 
 
 def test_gqa_model_searched_by_key_value_group(tmp_path):
