@@ -2,11 +2,13 @@
 
     python benchmarks/latency_table.py MODEL_DIR --batch-size 1 --configs 12
     python benchmarks/latency_table.py MODEL_DIR --batch-size 32 --configs 12
+    python benchmarks/latency_table.py MODEL_DIR --batch-size 1 --configs 12 --runtime onnxruntime
 
 MODEL_DIR: a headsearch model folder or a Hugging Face classifier folder (``save_pretrained``). Measures the
-table once, layer by layer, on the profile (1 thread, the given batch size and sequence length), then for
-random head configurations (each layer keeps a uniformly drawn count of heads, at least one) measures the
-structurally pruned model interleaved with the dense one (``measure_speedup``) and compares:
+table once (layer by layer in eager; fitted on whole models in another ``--runtime``) on the profile (1 thread,
+the given batch size and sequence length), then for random head configurations (each layer keeps a uniformly
+drawn count of heads, at least one) measures the structurally pruned model interleaved with the dense one
+(``measure_speedup``) and compares:
 - the latency ratio pruned/dense the front uses: table's predict(config)/predict(dense) vs the measured one;
 - absolute latency: predict(config) vs the measured pruned median.
 Prints every configuration and the median relative errors.
@@ -38,15 +40,17 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=12, help="random head configurations to check")
     parser.add_argument("--repeats", type=int, default=7, help="timing repeats (table entries and checks)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runtime", default="eager", choices=["eager", "compile", "onnxruntime"],
+                        help="what the table and the checks are timed in (outside eager: the whole-model fit)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     folder = Path(args.model_dir)
     own = (folder / MODEL_FILE).is_file()
     clf = TextClassifier.load(folder) if own else open_classifier(folder, max_length=args.seq_len)
     model = clf.model
-    profile = HardwareProfile(threads=1, batch_size=args.batch_size, seq_len=args.seq_len)
+    profile = HardwareProfile(threads=1, batch_size=args.batch_size, seq_len=args.seq_len, runtime=args.runtime)
     start = time.perf_counter()
-    how = "layer by layer"
+    how = "layer by layer" if args.runtime == "eager" else f"fitted on whole models in {args.runtime}"
     table = measure_table(model, profile, repeats=args.repeats)
     print(f"{type(model).__name__} {model.num_layers} layers x {model.num_heads} heads, batch {args.batch_size}, "
           f"{args.seq_len} tokens, 1 thread: table measured {how} in {time.perf_counter() - start:.1f} s")
