@@ -113,3 +113,35 @@ def test_only_trials_of_dead_processes_are_failed(tmp_path):
     states = {label: study.trials[n].state for label, n in numbers.items()}
     assert states == {"dead": TrialState.FAIL, "alive": TrialState.RUNNING, "elsewhere": TrialState.RUNNING,
                       "unnamed": TrialState.RUNNING}
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_uses_the_winners(monkeypatch, tmp_path):
+    """Workers started together on an empty PostgreSQL all create Optuna's tables; the losers' duplicate-table error
+    is retried (tests/test_postgres_workers.py meets the real race); any other error is one line at once."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from headsearch.search import storage as storage_module
+
+    calls = []
+
+    def racing(uri):
+        calls.append(uri)
+        if len(calls) == 1:
+            raise IntegrityError("CREATE TABLE alembic_version", {}, Exception('relation "alembic_version" already exists'))
+        return "storage"
+
+    monkeypatch.setattr(storage_module, "RDBStorage", racing)
+    monkeypatch.setattr(storage_module.time, "sleep", lambda s: None)
+    optuna_storage.cache_clear()
+    assert optuna_storage("postgresql://db/one") == "storage" and len(calls) == 2
+
+    def unreachable(uri):
+        calls.append(uri)
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(storage_module, "RDBStorage", unreachable)
+    calls.clear()
+    with pytest.raises(HeadsearchError, match="Cannot open the Optuna storage"):
+        optuna_storage("postgresql://db/two")
+    assert len(calls) == 1
+    optuna_storage.cache_clear()

@@ -8,12 +8,15 @@
 
 Each trial records the ``host:pid`` of the process running it (``WORKER_ATTR``), so that a trial left
 running by a process that died on the same host is failed by the next process that looks (see
-``optuna_driver.fail_dead_trials``). A process that died on another host is not detected.
+``optuna_driver.fail_dead_trials``). A process that died on another host is not detected. Workers started
+together on an empty database race to create Optuna's tables; the losers retry and use the winner's.
 """
 
 from __future__ import annotations
 
 import functools
+import random
+import time
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -37,7 +40,24 @@ def optuna_storage(uri: str) -> BaseStorage:
                                   "choose a writable path.") from exc
     if "://" not in uri:
         raise HeadsearchError(f"Unknown storage {uri!r}: use sqlite:///PATH, postgresql://... or journal:PATH.")
-    try:
-        return RDBStorage(uri)
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        raise HeadsearchError(f"Cannot open the Optuna storage {uri!r} ({type(exc).__name__}: {exc}).") from exc
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return RDBStorage(uri)
+        except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+            if _lost_schema_race(exc) and attempt + 1 < CREATE_ATTEMPTS:
+                time.sleep(random.uniform(0.2, 1.0))  # another worker is creating Optuna's tables: use them
+                continue
+            raise HeadsearchError(f"Cannot open the Optuna storage {uri!r} ({type(exc).__name__}: "
+                                  f"{(str(exc).splitlines() or [''])[0]}).") from exc
+    raise AssertionError("unreachable")
+
+
+CREATE_ATTEMPTS = 5
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Workers started together on an empty database all create Optuna's tables; all but one then fail with a
+    duplicate table or type (PostgreSQL: ``UniqueViolation`` on ``pg_type``, ``DuplicateTable``)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    return isinstance(exc, IntegrityError | ProgrammingError) and ("already exists" in str(exc) or "duplicate" in str(exc))
