@@ -107,6 +107,27 @@ def mlflow_server(backend_uri: str, folder: Path, *, port: int | None = None) ->
         log.close()
 
 
+@contextlib.contextmanager
+def ray_cluster(folder: Path, *, workers: int = 2, cpus: int = 1) -> Iterator[str]:
+    """A Ray cluster on this machine: a head node and ``workers`` worker nodes (``ray start``, ``cpus`` CPUs each,
+    loopback only, no dashboard), with its session files under ``folder``; yields the head's address. On exit
+    ``ray stop --force`` stops every Ray node of this machine (``ray start`` daemonises: there is no process of
+    ours to stop), so do not run it beside other Ray work."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    common = ["--num-cpus", str(cpus), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    try:
+        _run([*ray, "start", "--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(folder),
+              *common])
+        for _ in range(workers):
+            _run([*ray, "start", "--address", address, *common])
+        yield address
+    finally:
+        subprocess.run([*ray, "stop", "--force"], capture_output=True)
+
+
 def wait_healthy(uri: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
