@@ -67,8 +67,8 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(args: list[str]) -> None:
-    done = subprocess.run(args, capture_output=True, text=True)
+def _run(args: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}")
 
@@ -83,49 +83,71 @@ def create_database(uri: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, folder: Path, *, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+def mlflow_server(backend_uri: str, folder: Path) -> Iterator[tuple[str, MlflowServer]]:
     """``mlflow server`` on 127.0.0.1 with ``backend_uri`` as its store and artifacts under ``folder``; yields its
-    tracking URI and process once it answers ``/health``. Terminated on exit."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    log = (folder / "mlflow-server.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-                                "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
-                                "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    tracking URI and handle once it answers ``/health``. Stopped on exit."""
+    server = MlflowServer(backend_uri, folder, free_port())
     try:
-        wait_healthy(uri, process)
-        yield uri, process
+        server.start()
+        yield server.uri, server
     finally:
+        server.stop()
+
+
+class MlflowServer:
+    """One ``mlflow server`` process, which a test may kill and start again on the same port."""
+
+    def __init__(self, backend_uri: str, folder: Path, port: int):
+        self.backend_uri, self.folder, self.port = backend_uri, folder, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        with (self.folder / "mlflow-server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri, "--artifacts-destination",
+                 str(self.folder / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_healthy(self.uri, self.process)
+
+    def stop(self, signal_number: int = 15) -> None:
+        if self.process is None:
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)
+            os.killpg(self.process.pid, signal_number)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=30)
+            self.process.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        log.close()
+            os.killpg(self.process.pid, 9)
+        self.process.wait()
+        self.process = None
 
 
 @contextlib.contextmanager
-def ray_cluster(folder: Path, *, workers: int = 2, cpus: int = 1) -> Iterator[str]:
+def ray_cluster(*, workers: int = 2, cpus: int = 1, env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """A Ray cluster on this machine: a head node and ``workers`` worker nodes (``ray start``, ``cpus`` CPUs each,
-    loopback only, no dashboard), with its session files under ``folder``; yields the head's address. On exit
+    loopback only, no dashboard), its session files in a short temporary folder (Ray's socket paths must fit
+    107 bytes, which pytest's folders do not); yields the head's address and the environment a process that joins
+    it needs (token authentication off, as for every node: loopback only; Ray 2.60 otherwise reads a token from
+    ``~/.ray/auth_token`` on some nodes and not others). On exit
     ``ray stop --force`` stops every Ray node of this machine (``ray start`` daemonises: there is no process of
     ours to stop), so do not run it beside other Ray work."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="hs-ray-"))
     port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", str(cpus), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    env = {**os.environ, **(env or {}), "RAY_AUTH_MODE": "disabled"}  # ``env``: also what Ray's workers see
     try:
         _run([*ray, "start", "--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", str(folder),
-              *common])
+              *common], env=env)
         for _ in range(workers):
-            _run([*ray, "start", "--address", address, *common])
-        yield address
+            _run([*ray, "start", "--address", address, *common], env=env)
+        yield address, env
     finally:
         subprocess.run([*ray, "stop", "--force"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def wait_healthy(uri: str, process: subprocess.Popen, timeout_s: float = 120) -> None:

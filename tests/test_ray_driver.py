@@ -120,8 +120,8 @@ def test_two_trials_run_at_once_on_two_cpus(tmp_path, slow_control):
 
 
 def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slow_control):
-    """A Ray worker killed in its third trial: that trial is FAIL (and an MLflow run with the Ray error),
-    the two it finished stay, and the last trial runs in a new worker."""
+    """A Ray worker killed in its third trial: that trial is FAIL (and an MLflow run with the Ray error), not counted:
+    its parameters run again in a new worker, the two it finished stay, and the study ends with its 4 trials."""
     config = load_study(write_study(tmp_path, [{"name": "slow-heads", "n_trials": 4}]))
     # per worker: 2 quick trials, then hangs (a new generation: a worker reused from an earlier test starts at 0)
     slow_control.write_text(json.dumps({"SLOW_AFTER": 2, "SLOW_S": 600, "GENERATION": str(tmp_path)}))
@@ -152,11 +152,12 @@ def test_killed_ray_worker_fails_its_trial_and_the_study_completes(tmp_path, slo
         slow_control.unlink()
     killer.join(timeout=5)
     trials = _trials(run, "slow-heads")
-    assert killed and [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL, TrialState.COMPLETE]
+    assert killed and [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] + [TrialState.COMPLETE] * 2
     assert trials[2].user_attrs["worker"] == trials[0].user_attrs["worker"] == trials[1].user_attrs["worker"]
     assert trials[3].user_attrs["worker"] != trials[2].user_attrs["worker"]  # a fresh worker took over
+    assert trials[3].user_attrs["rerun_of"] == 2 and trials[3].params == trials[2].params
     statuses = {int(r.data.tags["trial"]): r.data.tags["status"] for r in _mlflow_trials(tmp_path)}
-    assert statuses == {0: "complete", 1: "complete", 2: "failed", 3: "complete"}
+    assert statuses == {0: "complete", 1: "complete", 2: "failed", 3: "complete", 4: "complete"}
 
 
 def test_ray_scheduler_stops_outranked_trials_by_the_studys_rule_and_optuna_records_them_pruned(tmp_path):

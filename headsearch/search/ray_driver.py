@@ -40,7 +40,7 @@ from headsearch._process import worker_name
 from headsearch.core import DIRECTIONS
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
-from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials
+from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials, rerun_killed
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
@@ -69,9 +69,19 @@ class RayDriver:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
         check_hardware(job.study, dict(job.hardware))
         fail_dead_trials(job.study)  # trials of an earlier run whose process is gone
-        remaining = job.n_trials - len(counted_trials(job.study))
-        if remaining <= 0:
-            return 0
+        ended = 0
+        for _ in range(MAX_ROUNDS):  # another round only for trials whose Ray worker or node died (rerun)
+            remaining = job.n_trials - len(counted_trials(job.study))
+            if remaining <= 0:
+                break
+            progress = self._round(job, remaining)
+            ended += progress.ended
+            if not progress.killed:
+                break
+        return ended
+
+    def _round(self, job: StrategyJob, remaining: int) -> Progress:
+        """One Ray Tune run of ``remaining`` trials; returns its progress callback."""
         resources = trial_resources(job.hardware)
         max_concurrent = self.max_concurrent or max(1, int(ray.available_resources().get("CPU", 1) // resources["cpu"]))
         parts = tuner_parts(job, remaining)
@@ -85,7 +95,7 @@ class RayDriver:
         )
         tuner.fit()
         parts.progress.close()
-        return parts.progress.ended
+        return parts.progress
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ def tuner_parts(job: StrategyJob, remaining: int) -> TunerParts:
     trainable = {"runner": job.remote_runner, "storage": job.storage, "study_name": study_name,
                  "objectives": objectives, "cwd": os.getcwd(), "rungs": job.rungs}
     progress = Progress(remaining, desc=f"{study_name.rpartition(':')[2]} (ray)", disable=not job.progress,
-                        on_ended=job.on_ended, rule=job.rungs.rule)
+                        on_ended=job.on_ended, rule=job.rungs.rule, storage=job.storage, study_name=study_name)
     return TunerParts(trainable, searcher, scheduler, progress)
 
 
@@ -267,6 +277,24 @@ class StudySearch(Searcher):
             self.__dict__.update(pickle.load(f))
 
 
+MAX_ROUNDS = 3  # Ray Tune runs per strategy: the first, and reruns of trials whose worker or node died
+
+
+def _infrastructure_death(trial: Any) -> str | None:
+    """Why ``trial`` ended, when its Ray worker process or node died under it (not an exception of the trial's own
+    code, which Ray wraps as ``RayTaskError``); None otherwise."""
+    from ray.exceptions import NodeDiedError, RayActorError, RayTaskError, WorkerCrashedError
+
+    try:  # the local copy: Ray Tune writes it before calling back, and syncs it to the storage path later
+        with open(trial.pickled_error_file, "rb") as f:
+            error = pickle.load(f)
+    except Exception:  # no error file, or an unreadable one: treat it as the trial's own failure
+        return None
+    if isinstance(error, RayTaskError) or not isinstance(error, RayActorError | NodeDiedError | WorkerCrashedError):
+        return None
+    return type(error).__name__
+
+
 def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
     return {"step": int(result["step"]), "rung": int(result["rung"]), "accuracy": float(result["accuracy"]),
             "cost": float(result["cost"])}
@@ -279,9 +307,10 @@ class Progress(tune.Callback):
     trial that ends and is not pickled."""
 
     def __init__(self, total: int, *, desc: str, disable: bool, on_ended: Callable[[TrialRecord], None] | None,
-                 rule: str):
+                 rule: str, storage: str, study_name: str):
         self.total, self.desc, self.disable, self.on_ended, self.rule = total, desc, disable, on_ended, rule
-        self.ended = 0
+        self.storage, self.study_name = storage, study_name
+        self.ended = self.killed = 0
         self._bar: tqdm | None = None
 
     def __getstate__(self) -> dict:
@@ -291,7 +320,17 @@ class Progress(tune.Callback):
         self._end(trial, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._end(trial, f"Ray trial error: {trial.error_file or 'see the Ray logs'}")
+        death = _infrastructure_death(trial)
+        if death is None:
+            self._end(trial, f"Ray trial error: {trial.error_file or 'see the Ray logs'}")
+            return
+        # not the candidate's fault: the trial is failed and its parameters run again (it does not count)
+        reason = f"killed: its Ray worker died ({death})"
+        params = {k: v for k, v in trial.config.items() if k != TRIAL_NUMBER}
+        study = optuna.load_study(study_name=self.study_name, storage=optuna_storage(self.storage))
+        rerun_killed(study, int(trial.config[TRIAL_NUMBER]), params, reason)
+        self.killed += 1
+        self._end(trial, reason)
 
     def _end(self, trial: Any, error: str | None) -> None:
         self.ended += 1

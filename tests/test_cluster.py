@@ -1,0 +1,118 @@
+"""A study on a real Ray cluster (a head and two worker nodes started with ``ray start`` on loopback), its storage a
+real PostgreSQL server and its tracking a real MLflow server backed by PostgreSQL (``tests/local_services.py``):
+every trial completed once, none left RUNNING in Optuna or MLflow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from local_services import create_database, missing_postgres, mlflow_server, postgres_server, ray_cluster
+from optuna.trial import TrialState
+from tiny_study import PLUGINS, write_study
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_postgres() is not None, reason=str(missing_postgres()))]
+
+TRIALS = 6
+
+
+def _finished_runs(tracking_uri: str, experiment: str) -> tuple[list, list]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
+    return runs, [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_a_study_on_a_ray_cluster_with_postgresql_and_an_mlflow_server(tmp_path):
+    with postgres_server() as storage, \
+            mlflow_server(create_database(storage, "mlflow"), tmp_path / "mlflow") as (tracking_uri, _), \
+            ray_cluster(workers=2) as (address, env):
+        study = write_study(tmp_path, [{"name": "random", "n_trials": TRIALS}], name="cluster", sampler="random",
+                            storage=storage, tracking_uri=tracking_uri)
+        run = subprocess.run([sys.executable, "-m", "headsearch", "run", str(study), "--driver", "ray", "--address",
+                              address], capture_output=True, text=True, timeout=900, env=env)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+        trials = optuna.load_study(study_name="cluster:random", storage=storage).get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert len(complete) == TRIALS and len({t.number for t in complete}) == TRIALS
+        assert not [t for t in trials if t.state == TrialState.RUNNING]
+        runs, running = _finished_runs(tracking_uri, "headsearch/cluster")
+        assert not running
+        names = {r.info.run_name for r in runs if r.info.status == "FINISHED" and r.info.run_name.startswith("random-")}
+        assert names == {f"random-{t.number}" for t in complete}
+        assert len({t.user_attrs["worker"] for t in complete}) >= 2  # trials ran in several Ray workers
+
+
+def _states(storage: str, study_name: str) -> list[TrialState]:
+    try:
+        return [t.state for t in optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)]
+    except KeyError:  # the run has not created the study yet
+        return []
+
+
+def _wait_for(condition, what: str, process: subprocess.Popen, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before {what}: {process.communicate()[0][-3000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _raylets() -> list[int]:
+    """This machine's raylet processes, oldest first (the head's, then the worker nodes' in start order)."""
+    found = subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True).stdout.split()
+    return sorted(int(pid) for pid in found)
+
+
+def test_faults_on_the_cluster_lose_no_trial_and_leave_nothing_running(tmp_path):
+    """The MLflow server killed for 5 s, then a worker node's raylet killed, while trials run: the run still ends with
+    ``n_trials`` completed (the dead node's trials failed and run again). Then the study is topped up, its driver
+    killed mid-run and resumed. At the end every trial that finished is kept and logged once, the dead ones are
+    failed, ``n_trials`` complete, and neither Optuna nor MLflow holds a RUNNING trial or run."""
+    trials, name = 10, "faults:slow-heads"
+    with postgres_server() as storage, \
+            mlflow_server(create_database(storage, "mlflow"), tmp_path / "mlflow") as (tracking_uri, server), \
+            ray_cluster(workers=2, env={"PYTHONPATH": str(PLUGINS), "SLOW_S": "3"}) as (address, env):
+        study = write_study(tmp_path, [{"name": "slow-heads", "n_trials": trials}], name="faults", sampler="random",
+                            storage=storage, tracking_uri=tracking_uri)
+        command = [sys.executable, "-m", "headsearch", "run", str(study), "--driver", "ray", "--address", address]
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: _states(storage, name).count(TrialState.COMPLETE) >= 2, "two trials completed", run)
+        server.stop(signal.SIGKILL)  # tracking unreachable while trials end
+        time.sleep(5)
+        server.start()
+        _wait_for(lambda: _states(storage, name).count(TrialState.COMPLETE) >= 4, "four trials completed", run)
+        os.kill(_raylets()[-1], signal.SIGKILL)  # a worker node dies with its running trial
+        output = run.communicate(timeout=900)[0]
+        assert run.returncode == 0, output[-3000:]
+        after_node = _states(storage, name)
+        assert TrialState.RUNNING not in after_node and after_node.count(TrialState.FAIL) >= 1
+        assert after_node.count(TrialState.COMPLETE) == trials  # the dead node's trials ran again in the same run
+
+        trials += 4
+        more = [*command, "--resume", "--n-trials", str(trials)]
+        run = subprocess.Popen(more, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_for(lambda: TrialState.RUNNING in _states(storage, name), "a resumed trial running", run)
+        run.kill()  # the driver dies: its trials stay RUNNING until a resumed run fails them
+        run.wait()
+        resumed = subprocess.run(more, env=env, capture_output=True, text=True, timeout=900)
+        assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+
+        study_trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+        complete = [t for t in study_trials if t.state == TrialState.COMPLETE]
+        assert len(complete) == trials and len({t.number for t in complete}) == trials
+        assert {t.state for t in study_trials} <= {TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED}
+        runs, running = _finished_runs(tracking_uri, "headsearch/faults")
+        assert not running, [(r.info.run_name, r.info.status) for r in running]
+        # a trial's run carries its outcome in the tag "status"; a trial killed with its driver left no run at all
+        finished = [r.info.run_name for r in runs if r.data.tags.get("status") == "complete"]
+        assert sorted(finished) == sorted(f"slow-heads-{t.number}" for t in complete)  # each logged once
