@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import statistics
 import threading
 import time
@@ -369,6 +370,10 @@ class WorkerPlan:
     log: TrialLog
 
     def __call__(self) -> TrialRunner:
+        model = self.config.out_dir.resolve() / "model"
+        if not model.is_dir():  # a node of a cluster that does not mount the driver's run folder
+            raise HeadsearchError(f"{model}: not found on Ray node {socket.gethostname()}; every node of a cluster must "
+                                  "see the run folder (--out) at the driver's path, on a shared file system.")
         return WORKER_RUNNERS.runner(self)
 
 

@@ -129,3 +129,22 @@ def test_what_ray_tune_pickles_holds_no_lock_client_storage_or_bar(captured_job,
     assert restored.trial_numbers == {} and restored.suggest("ray-2")[TRIAL_NUMBER] == 2
     restored.on_trial_complete("ray-2", {**values, STATUS: "stopped"})  # its worker stopped it at a row rung
     assert study.trials[2].state == TrialState.PRUNED
+
+
+def test_a_ray_node_that_cannot_see_the_run_folder_fails_its_trial_in_one_line_naming_the_path(tmp_path):
+    """On a cluster every node must see the driver's folders: a trial on a node that does not fails at once with the
+    path, and the driver records that line (the trial's own exception, unwrapped from Ray's) as the reason."""
+    from ray.exceptions import ActorDiedError, RayTaskError
+
+    from headsearch.search.ray_driver import _infrastructure_death, _one_line, _trainable
+
+    with pytest.raises(HeadsearchError, match="/no/such/folder: the driver's working folder is not found on Ray node"):
+        _trainable({}, runner=None, storage="", study_name="", objectives=[], cwd="/no/such/folder", rungs=None)
+    config = load_study(write_study(tmp_path, [{"name": "random", "n_trials": 1}]))  # its run folder does not exist
+    with pytest.raises(HeadsearchError, match=f"{tmp_path / 'run' / 'model'}: not found on Ray node"):
+        WorkerPlan(config, "random", None)()
+    wrapped = RayTaskError("_trainable", "Traceback ...", HeadsearchError("/x/run/model: not found on Ray node a\nmore"))
+    assert _one_line(wrapped) == "HeadsearchError: /x/run/model: not found on Ray node a"
+    assert _infrastructure_death(wrapped) is None  # the trial's own failure: counted, not rerun
+    assert _infrastructure_death(ActorDiedError()) == "ActorDiedError"  # its worker died: rerun
+    assert _infrastructure_death(None) is None and _one_line(None) == ""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 
 from headsearch._process import worker_name
 from headsearch.core import DIRECTIONS
+from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
 from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials, rerun_killed
@@ -153,6 +155,9 @@ def ray_instance(address: str | None) -> Iterator[None]:
 def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str, study_name: str,
                objectives: list[str], cwd: str, rungs: Rungs) -> None:
     """One Ray Tune trial: run the Optuna trial named in ``config`` and report its objectives."""
+    if not os.path.isdir(cwd):
+        raise HeadsearchError(f"{cwd}: the driver's working folder is not found on Ray node {socket.gethostname()}; "
+                              "every node of a cluster must see it (and the run folder) at the same path.")
     os.chdir(cwd)  # Ray starts trials in their own folder; the study's relative paths are the driver's
     params = dict(config)
     number = int(params.pop(TRIAL_NUMBER))
@@ -280,19 +285,34 @@ class StudySearch(Searcher):
 MAX_ROUNDS = 3  # Ray Tune runs per strategy: the first, and reruns of trials whose worker or node died
 
 
-def _infrastructure_death(trial: Any) -> str | None:
-    """Why ``trial`` ended, when its Ray worker process or node died under it (not an exception of the trial's own
+def _trial_error(trial: Any) -> BaseException | None:
+    """The exception ``trial`` ended with, from Ray Tune's local error pickle (written before callbacks run; synced to
+    the storage path later); None when there is none or it cannot be read."""
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            return pickle.load(f)
+    except Exception:  # no error file, or an unreadable one
+        return None
+
+
+def _infrastructure_death(error: BaseException | None) -> str | None:
+    """Why the trial ended, when its Ray worker process or node died under it (not an exception of the trial's own
     code, which Ray wraps as ``RayTaskError``); None otherwise."""
     from ray.exceptions import NodeDiedError, RayActorError, RayTaskError, WorkerCrashedError
 
-    try:  # the local copy: Ray Tune writes it before calling back, and syncs it to the storage path later
-        with open(trial.pickled_error_file, "rb") as f:
-            error = pickle.load(f)
-    except Exception:  # no error file, or an unreadable one: treat it as the trial's own failure
-        return None
     if isinstance(error, RayTaskError) or not isinstance(error, RayActorError | NodeDiedError | WorkerCrashedError):
         return None
     return type(error).__name__
+
+
+def _one_line(error: BaseException | None) -> str:
+    """The trial's own exception as one line (``Type: first line``), unwrapped from Ray's ``RayTaskError``."""
+    from ray.exceptions import RayTaskError
+
+    cause = error.cause if isinstance(error, RayTaskError) and error.cause is not None else error
+    if cause is None:
+        return ""
+    return f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
 
 
 def _stopped_at(result: Mapping[str, Any]) -> dict[str, float]:
@@ -320,9 +340,10 @@ class Progress(tune.Callback):
         self._end(trial, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        death = _infrastructure_death(trial)
+        error = _trial_error(trial)
+        death = _infrastructure_death(error)
         if death is None:
-            self._end(trial, f"Ray trial error: {trial.error_file or 'see the Ray logs'}")
+            self._end(trial, f"Ray trial error: {_one_line(error) or trial.error_file or 'see the Ray logs'}")
             return
         # not the candidate's fault: the trial is failed and its parameters run again (it does not count)
         reason = f"killed: its Ray worker died ({death})"
