@@ -22,7 +22,7 @@ import torch
 
 from headsearch.cost import HardwareProfile, count_flops
 from headsearch.cost.latency import call_timer, interleaved, random_inputs
-from headsearch.cost.runtime import runnable
+from headsearch.cost.runtime import onnx_session, runnable
 from headsearch.data.text import TextDataset
 from headsearch.data.tokenizers import TransformersTokenizer
 from headsearch.errors import ExportError, ModelError
@@ -75,8 +75,6 @@ def plain_model(folder: Path) -> Any:
 def serve_check(export: Path, dense: TextClassifier, dense_folder: Path, dev: TextDataset, profile: HardwareProfile, *,
                 repeats: int = 11, batch_size: int = 64) -> ServeCheck:
     """``export`` (with ``model.onnx``) against ``dense`` (headsearch's view of ``dense_folder``) on ``dev``."""
-    import onnxruntime as ort
-
     onnx_file = export / "model.onnx"
     if not onnx_file.is_file():
         raise ExportError(f"{export}: no model.onnx; export with ONNX (without --no-onnx) to check it in ONNX Runtime.")
@@ -84,12 +82,7 @@ def serve_check(export: Path, dense: TextClassifier, dense_folder: Path, dev: Te
     kept = HeadConfig.load(export / "head_config.json")
     pruned, dense_hf = plain_model(export), plain_model(dense_folder)
     tokenizer = TransformersTokenizer.load(export).hf
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = profile.threads, 1, 3
-    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-
-    def onnx_logits(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0])
+    onnx_logits = onnx_session(onnx_file, threads=profile.threads)
 
     correct = {"eager": 0, "onnxruntime": 0, "dense": 0}
     disagreements = 0

@@ -62,14 +62,23 @@ def _compiled(model: torch.nn.Module) -> Runnable:
 
 
 def _onnx_session(model: torch.nn.Module, device: str, threads: int) -> Runnable:
-    import onnxruntime as ort
-
     from headsearch.models.onnx import write_onnx
 
     shape = model.shape
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(2, shape.vocab_size, (2, min(16, shape.max_positions)), generator=g)
     ids = ids.to(next(model.parameters()).device)
+    with tempfile.TemporaryDirectory(prefix="headsearch-onnx-") as tmp:
+        file = Path(tmp) / "model.onnx"
+        write_onnx(model.eval(), ids, torch.ones_like(ids), file, max_positions=shape.max_positions)
+        return onnx_session(file, device=device, threads=threads)  # the session holds the model: the file may go
+
+
+def onnx_session(file: Path, *, device: str = "cpu", threads: int = 1) -> Runnable:
+    """``file`` (``model.onnx``: ``input_ids``, ``attention_mask`` -> ``logits``) in an ONNX Runtime session on
+    ``threads`` (CPU, or CUDA for a GPU device), as ``run(input_ids, attention_mask) -> logits``."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.log_severity_level = 3  # errors only
@@ -77,12 +86,10 @@ def _onnx_session(model: torch.nn.Module, device: str, threads: int) -> Runnable
     if providers[0] not in ort.get_available_providers():
         raise ModelError(f"ONNX Runtime here has no {providers[0]} (it has {ort.get_available_providers()}); install "
                          "onnxruntime-gpu for a GPU, or measure on the CPU.")
-    with tempfile.TemporaryDirectory(prefix="headsearch-onnx-") as tmp:
-        file = Path(tmp) / "model.onnx"
-        write_onnx(model.eval(), ids, torch.ones_like(ids), file, max_positions=shape.max_positions)
-        session = ort.InferenceSession(str(file), options, providers=providers)
+    session = ort.InferenceSession(str(file), options, providers=providers)
 
-    def run(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
-        return session.run(None, {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()})
+    def run(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        feed = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        return torch.from_numpy(session.run(None, feed)[0])
 
     return run
