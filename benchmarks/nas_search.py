@@ -36,7 +36,7 @@ from headsearch.cost.flops import count_flops
 from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.pareto import Point, hypervolume, trials_to_reach
-from headsearch.search.optuna_driver import SAMPLERS
+from headsearch.search.samplers import SAMPLERS
 from headsearch.searchspace import SearchSpace, load_space
 from headsearch.strategies.base import Candidate, StudyContext
 from headsearch.strategies.nas import NasStrategy

@@ -4,7 +4,9 @@ every trial completed once, none left RUNNING in Optuna or MLflow."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +14,12 @@ import time
 
 import optuna
 import pytest
+import ray
 from local_services import create_database, missing_postgres, mlflow_server, postgres_server, ray_cluster
 from optuna.trial import TrialState
 from tiny_study import PLUGINS, write_study
+
+from headsearch.search.ray_driver import ray_instance
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_postgres() is not None, reason=str(missing_postgres()))]
 
@@ -48,6 +53,9 @@ def test_a_study_on_a_ray_cluster_with_postgresql_and_an_mlflow_server(tmp_path)
         assert names == {f"random-{t.number}" for t in complete}
         assert len({t.user_attrs["worker"] for t in complete}) >= 2  # trials ran in several Ray workers
 
+        with ray_instance(None):  # no --address: a new local instance, not the cluster ``ray start`` runs here
+            assert ray.get_runtime_context().gcs_address != address
+
 
 def _states(storage: str, study_name: str) -> list[TrialState]:
     try:
@@ -73,17 +81,37 @@ def _raylets() -> list[int]:
     return sorted(int(pid) for pid in found)
 
 
+def _draws(storage: str, name: str) -> dict[tuple, tuple]:
+    """Each completed trial's parameters -> its objectives."""
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return {tuple(sorted(t.params.items())): tuple(t.values) for t in trials}
+
+
+def _front(draws: dict[tuple, tuple]) -> set[tuple]:
+    """The non-dominated (accuracy, FLOPs) points: accuracy up, FLOPs down."""
+    return {v for v in draws.values()
+            if not any(o[0] >= v[0] and o[1] <= v[1] and o != v for o in draws.values())}
+
+
 def test_faults_on_the_cluster_lose_no_trial_and_leave_nothing_running(tmp_path):
     """The MLflow server killed for 5 s, then a worker node's raylet killed, while trials run: the run still ends with
     ``n_trials`` completed (the dead node's trials failed and run again). Then the study is topped up, its driver
     killed mid-run and resumed. At the end every trial that finished is kept and logged once, the dead ones are
-    failed, ``n_trials`` complete, and neither Optuna nor MLflow holds a RUNNING trial or run."""
+    failed, ``n_trials`` complete, and neither Optuna nor MLflow holds a RUNNING trial or run. The same study run
+    without faults on the same seed (random draws, objectives accuracy and FLOPs: deterministic) completes the same
+    parameters with the same objectives: the same front."""
     trials, name = 10, "faults:slow-heads"
+    control = tmp_path / "slow.json"  # the plug-in's delay, read at each proposal by Ray's workers
+    control.write_text(json.dumps({"SLOW_S": 3}))
+    model = {"max_length": 16, "train": {"epochs": 1, "train_rows": 200},
+             "builtin": {"num_layers": 2, "num_heads": 4, "hidden_size": 16, "intermediate_size": 32}}
+    fields = {"sampler": "random", "seed": 5, "objectives": ["accuracy", "flops"], "model": model}
+    (tmp_path / "faults").mkdir(), (tmp_path / "calm").mkdir()
     with postgres_server() as storage, \
             mlflow_server(create_database(storage, "mlflow"), tmp_path / "mlflow") as (tracking_uri, server), \
-            ray_cluster(workers=2, env={"PYTHONPATH": str(PLUGINS), "SLOW_S": "3"}) as (address, env):
-        study = write_study(tmp_path, [{"name": "slow-heads", "n_trials": trials}], name="faults", sampler="random",
-                            storage=storage, tracking_uri=tracking_uri)
+            ray_cluster(workers=2, env={"PYTHONPATH": str(PLUGINS), "SLOW_CONTROL": str(control)}) as (address, env):
+        study = write_study(tmp_path / "faults", [{"name": "slow-heads", "n_trials": trials}], name="faults",
+                            storage=storage, tracking_uri=tracking_uri, **fields)
         command = [sys.executable, "-m", "headsearch", "run", str(study), "--driver", "ray", "--address", address]
         run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         _wait_for(lambda: _states(storage, name).count(TrialState.COMPLETE) >= 2, "two trials completed", run)
@@ -116,3 +144,14 @@ def test_faults_on_the_cluster_lose_no_trial_and_leave_nothing_running(tmp_path)
         # a trial's run carries its outcome in the tag "status"; a trial killed with its driver left no run at all
         finished = [r.info.run_name for r in runs if r.data.tags.get("status") == "complete"]
         assert sorted(finished) == sorted(f"slow-heads-{t.number}" for t in complete)  # each logged once
+
+        control.write_text(json.dumps({"SLOW_S": 0}))
+        calm = write_study(tmp_path / "calm", [{"name": "slow-heads", "n_trials": trials}], name="calm",
+                           storage=storage, tracking_uri=tracking_uri, **fields)
+        shutil.copytree(tmp_path / "faults" / "run" / "model", tmp_path / "calm" / "run" / "model")  # one dense model
+        reference = subprocess.run([sys.executable, "-m", "headsearch", "run", str(calm), "--driver", "ray",
+                                    "--address", address], env=env, capture_output=True, text=True, timeout=900)
+        assert reference.returncode == 0, (reference.stdout + reference.stderr)[-3000:]
+        faulted, calm_draws = _draws(storage, name), _draws(storage, "calm:slow-heads")
+        assert len(calm_draws) == trials and faulted == calm_draws  # the same parameters, the same objectives
+        assert _front(faulted) == _front(calm_draws)

@@ -15,7 +15,7 @@ from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
 from headsearch.search.drivers import DRIVERS, driver_for
 from headsearch.search.job import StrategyJob
-from headsearch.search.optuna_driver import SAMPLERS
+from headsearch.search.samplers import SAMPLERS
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import TrialRunner
 from headsearch.study import WORKER_RUNNERS, StudyRun, TrialLog, WorkerPlan, experiment_name, finish, prepare, run_strategy

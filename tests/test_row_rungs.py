@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -18,7 +19,7 @@ from headsearch.heads import HeadConfig
 from headsearch.models.encoded import EncodedSplit
 from headsearch.objectives import Evaluator
 from headsearch.search.early_stopping import Rungs, promote
-from headsearch.search.rungs import EARLY_STOP_ATTR, StoppedEarly
+from headsearch.search.rungs import EARLY_STOP_ATTR, StoppedEarly, TrialRungs
 from headsearch.search.trial import TIME_ATTR
 from headsearch.study import load_points, load_run, load_time_spent, run_study
 from headsearch.study_config import load_study
@@ -41,6 +42,28 @@ def test_at_a_row_rung_a_candidate_nothing_dominates_goes_on_beyond_the_quota():
     assert rungs.promote_rows(inner, front)
     assert not rungs.promote_rows((0.55, 0.95), front)  # dominated and outside the quota: stopped
     assert not Rungs(rule="asha").promote_rows(inner, front)  # asha ranks by accuracy alone
+
+
+def test_of_two_trials_reaching_a_rung_together_one_decides_with_the_other_in_view():
+    """Worker B reaches the rung while worker A is between recording and reading (A's read runs B's whole rung):
+    B, the worse, sees A's record and is stopped. Read-then-record would have let both decide as first comers."""
+    store: dict[int, dict] = {0: {}, 1: {}}  # trial number -> user attributes: a storage two workers share
+
+    def trials():
+        return [SimpleNamespace(number=n, user_attrs=dict(a)) for n, a in store.items()]
+
+    def rungs_of(number, trials):
+        return TrialRungs(Rungs(), number, store[number].__setitem__, price=float, trials=trials)
+
+    worse = rungs_of(1, trials)
+
+    def a_reads():  # B arrives at the rung at this moment
+        with pytest.raises(StoppedEarly):
+            worse.rows(64, 0.5, 0.5)
+        return trials()
+
+    rungs_of(0, a_reads).rows(64, 0.9, 0.5)  # A goes on: nothing dominates it
+    assert store[1]["rung:rows:64"] == [0.5, 0.5]
 
 
 def test_any_first_rows_hold_each_label_in_proportion_in_a_seeded_order(tiny_builtin, tiny_task):

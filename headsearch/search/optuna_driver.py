@@ -35,16 +35,10 @@ from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs
+from headsearch.search.samplers import RERUN_ATTR, study_sampler
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason
 from headsearch.searchspace import SearchSpace
-
-SAMPLERS = {
-    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-}
-
 
 def optuna_study_name(study: str, strategy: str) -> str:
     return f"{study}:{strategy}"
@@ -70,7 +64,7 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
     name = optuna_study_name(study, strategy)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=optuna_storage(storage), load_if_exists=True,
-                                directions=[DIRECTIONS[o] for o in objectives], sampler=SAMPLERS[sampler](seed))
+                                directions=[DIRECTIONS[o] for o in objectives], sampler=study_sampler(sampler, seed))
     with warnings.catch_warnings():  # experimental since 3.2, still so in 5.0; only labels optuna-dashboard's axes
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objectives))
@@ -163,7 +157,7 @@ def killed_trials(study: optuna.Study) -> dict[int, str]:
 
 def rerun_killed(study: optuna.Study, number: int, params: Mapping[str, Any], reason: str) -> None:
     study.set_user_attr(f"{KILLED_PREFIX}{number}", reason)
-    study.enqueue_trial(dict(params), user_attrs={"rerun_of": number})
+    study.enqueue_trial(dict(params), user_attrs={RERUN_ATTR: number})
 
 
 def fail_dead_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], str]]:

@@ -42,8 +42,9 @@ from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
-from headsearch.search.optuna_driver import SAMPLERS, check_hardware, counted_trials, fail_dead_trials, rerun_killed
+from headsearch.search.optuna_driver import check_hardware, counted_trials, fail_dead_trials, rerun_killed
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
+from headsearch.search.samplers import study_sampler
 from headsearch.search.storage import optuna_storage
 from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
 from headsearch.searchspace import SearchSpace
@@ -137,15 +138,18 @@ def trial_resources(hardware: Mapping[str, Any]) -> dict[str, float]:
 
 @contextmanager
 def ray_instance(address: str | None) -> Iterator[None]:
-    """Join the Ray cluster at ``address``, or start a local Ray instance sized to this machine (shut down
-    on leaving); a Ray instance this process already started is used as it is."""
+    """Join the Ray cluster at ``address`` (``auto``: the one ``ray start`` last started on this machine) or at
+    ``RAY_ADDRESS``; without either, start a new local Ray instance sized to this machine (shut down on leaving),
+    never a ``ray start`` cluster that happens to run here (plain ``ray.init()`` would join it). A Ray instance
+    this process already started is used as it is."""
     if ray.is_initialized():
         yield
         return
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
         yield
     finally:
@@ -245,7 +249,7 @@ class StudySearch(Searcher):
     def study(self) -> optuna.Study:
         if self._study is None:
             self._study = optuna.load_study(study_name=self.study_name, storage=optuna_storage(self.storage),
-                                            sampler=SAMPLERS[self.sampler](self.seed))
+                                            sampler=study_sampler(self.sampler, self.seed))
         return self._study
 
     def suggest(self, trial_id: str) -> dict[str, Any]:

@@ -6,6 +6,12 @@ scored on the first ROWS rows of the search split) ``rung:rows:ROWS = [accuracy,
 decides is ``headsearch.search.early_stopping``. A stopped trial is PRUNED with ``stopped_early`` (its last report)
 and counts towards ``n_trials``; ``epochs_reported`` counts the epochs a trial trained (one report each; a fit it
 took from the study's cache trained none).
+
+Processes reach a rung at the same time (several workers, Ray trials): each records its point before it reads the
+others' and decides. Of two trials that reach a rung together, at least one then compares with the other (the
+later read sees the earlier write); had each read first, both could decide without the other, each as the rung's
+first comer. What stays is asynchronous successive halving's own order effect: a trial is compared with those
+recorded before its decision, so which trials go on depends on when they arrive.
 """
 
 from __future__ import annotations
@@ -70,9 +76,9 @@ class TrialRungs:
         if rung is None:
             return
         point = (float(accuracy()), float(self.price(cost())))
-        go_on = self.notify is not None or self.rungs.promote(point, rung_points(self.trials(), rung, exclude=self.number))
         self.recorded.add(rung)
-        self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))
+        self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))  # before reading the others' (module docstring)
+        go_on = self.notify is not None or self.rungs.promote(point, rung_points(self.trials(), rung, exclude=self.number))
         report = {"step": step, "rung": rung, "accuracy": point[0], "cost": point[1]}
         if self.notify is not None:
             self.notify(report)
@@ -84,7 +90,7 @@ class TrialRungs:
         trial stopped (``StoppedEarly``) where it is outranked there. Cost is the FLOPs ratio: latency is measured
         only for candidates scored on every row."""
         rung, point = row_rung(rows), (float(accuracy), float(flops_ratio))
-        go_on = self.rungs.promote_rows(point, rung_points(self.trials(), rung, exclude=self.number))
         self.set_attr(f"{RUNG_PREFIX}{rung}", list(point))
+        go_on = self.rungs.promote_rows(point, rung_points(self.trials(), rung, exclude=self.number))
         if not go_on:
             raise StoppedEarly({"rows": rows, "rung": rung, "accuracy": point[0], "cost": point[1]})

@@ -1,4 +1,4 @@
-"""Test plug-in: keeps the first k heads of every layer, slowly: SLOW_AFTER fast proposals (per process), then
+"""Test plug-in: keeps the first k_i heads of layer i, slowly: SLOW_AFTER fast proposals (per process), then
 SLOW_S seconds each. Both come from the environment, or from the JSON file SLOW_CONTROL names when it exists
 (read at each proposal: Ray workers keep the environment of the Ray instance's start). A new GENERATION in the
 file restarts the count: a worker process that served an earlier test must not carry its count over."""
@@ -25,8 +25,8 @@ class SlowHeads(Strategy):
         SlowHeads.proposed += 1
         if SlowHeads.proposed > int(_setting("SLOW_AFTER", 0)):
             time.sleep(float(_setting("SLOW_S", 0)))
-        k = params["k"]
-        return Candidate(HeadConfig(tuple(tuple(range(k)) for _ in range(context.num_layers)), context.num_heads))
+        kept = tuple(tuple(range(params[f"k_{i}"])) for i in range(context.num_layers))
+        return Candidate(HeadConfig(kept, context.num_heads))
 
 
 def _setting(name, default):
