@@ -456,8 +456,8 @@ def run(
     driver: Annotated[str, typer.Option(help="optuna (trials in this process) or ray (Ray Tune trials, in parallel, "
                                              "on a local Ray instance or the cluster at --address).")] = "optuna",
     address: Annotated[str | None, typer.Option(help="--driver ray: a Ray cluster to join, e.g. ray://HEAD:10001 or "
-                                                     "auto (the one `ray start` runs on this machine); default: $RAY_ADDRESS, else a new local "
-                                                     "Ray sized to this machine.")] = None,
+                                                     "auto (the one `ray start` runs on this machine); default: "
+                                                     "$RAY_ADDRESS, else a new local Ray sized to this machine.")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="--driver ray: trials at once (default: as many as the "
                                                              "CPUs allow at the study's hardware.threads each).")] = None,
     early_stopping: Annotated[bool, EARLY_STOPPING] = True,

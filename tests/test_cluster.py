@@ -81,16 +81,16 @@ def _raylets() -> list[int]:
     return sorted(int(pid) for pid in found)
 
 
-def _draws(storage: str, name: str) -> dict[tuple, tuple]:
-    """Each completed trial's parameters -> its objectives."""
+def _draws(storage: str, name: str) -> list[tuple]:
+    """(parameters, objectives) of each completed trial, sorted (parameters may repeat: 16 head sets here)."""
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return {tuple(sorted(t.params.items())): tuple(t.values) for t in trials}
+    return sorted((tuple(sorted(t.params.items())), tuple(t.values)) for t in trials)
 
 
-def _front(draws: dict[tuple, tuple]) -> set[tuple]:
+def _front(draws: list[tuple]) -> set[tuple]:
     """The non-dominated (accuracy, FLOPs) points: accuracy up, FLOPs down."""
-    return {v for v in draws.values()
-            if not any(o[0] >= v[0] and o[1] <= v[1] and o != v for o in draws.values())}
+    points = {values for _, values in draws}
+    return {v for v in points if not any(o[0] >= v[0] and o[1] <= v[1] and o != v for o in points)}
 
 
 def test_faults_on_the_cluster_lose_no_trial_and_leave_nothing_running(tmp_path):

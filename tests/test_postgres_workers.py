@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 from tiny_study import PLUGINS, write_study
 
 from headsearch.search.early_stopping import Rungs
+from headsearch.search.liveness import WORKER_ATTR
 from headsearch.search.rungs import EARLY_STOP_ATTR, RUNG_PREFIX
-from headsearch.search.trial import WORKER_ATTR
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing_postgres() is not None, reason=str(missing_postgres()))]
 
@@ -31,7 +31,7 @@ def test_four_workers_on_postgresql_and_an_mlflow_server(tmp_path):
         strategies = [{"name": "slow-heads", "n_trials": TRIALS}, {"name": "progress-probe", "n_trials": PROBES}]
         study = write_study(tmp_path, strategies, name="shared", sampler="random", storage=storage,
                             tracking_uri=tracking_uri)
-        env = {**os.environ, "PYTHONPATH": str(PLUGINS), "SLOW_S": "0.5"}
+        env = {**os.environ, "PYTHONPATH": str(PLUGINS), "SLOW_S": "0.5", "PROBE_EPOCH_S": "0.2"}
         workers = [subprocess.Popen([sys.executable, "-m", "headsearch", "worker", str(study), "--storage", storage], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(WORKERS)]
         outputs = [w.communicate(timeout=600)[0] for w in workers]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from headsearch.search.optuna_driver import rerun_killed
+from headsearch.search.liveness import rerun_killed
 from headsearch.search.samplers import SAMPLERS, draw_index, study_sampler
 
 TRIALS = 24  # beyond NSGA-II's first generation (50 random draws): 24 is enough for TPE's model (10 start-up)

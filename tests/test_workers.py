@@ -94,8 +94,7 @@ def test_unknown_storage_is_a_clear_error():
 def test_only_trials_of_dead_processes_are_failed(tmp_path):
     import socket
 
-    from headsearch.search.optuna_driver import fail_dead_trials
-    from headsearch.search.trial import WORKER_ATTR
+    from headsearch.search.liveness import WORKER_ATTR, fail_dead_trials
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()
@@ -115,6 +114,33 @@ def test_only_trials_of_dead_processes_are_failed(tmp_path):
                       "unnamed": TrialState.RUNNING}
 
 
+def test_a_trial_whose_heartbeats_stop_is_failed_from_any_host_and_its_parameters_rerun(monkeypatch, tmp_path):
+    """Two trials run on another host (no pid to check here); one's heartbeats stop (its host lost), the other's go
+    on. After the grace period the silent one is failed, once, and its parameters enqueued; the other is left alone.
+    SQLite's clock counts whole seconds: beats every 1 s, grace 3 s, checked 4.5 s after the last beat."""
+    from headsearch.search import liveness
+
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(liveness, "GRACE_S", 3)
+    storage = optuna_storage.__wrapped__(f"sqlite:///{tmp_path / 'beats.db'}")  # uncached: built with those settings
+    study = optuna.create_study(study_name="beats", storage=storage, directions=["maximize"])
+    lost, alive = liveness.ask(study), liveness.ask(study)
+    for trial in (lost, alive):
+        trial.suggest_int("k", 1, 4)
+        trial.set_user_attr(liveness.WORKER_ATTR, "other-host:1")
+    with liveness.heartbeat(storage, "beats", lost.number):
+        time.sleep(0.2)  # one beat, then its host is lost
+    with liveness.heartbeat(storage, "beats", alive.number):
+        time.sleep(4.5)
+        dead = liveness.fail_dead_trials(study)
+        assert liveness.fail_dead_trials(study) == []  # failed once
+    assert [(number, params) for number, params, _ in dead] == [(lost.number, lost.params)]
+    assert "no heartbeat from other-host:1" in dead[0][2] and liveness.killed_trials(study) == {lost.number: dead[0][2]}
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert trials[2].user_attrs["rerun_of"] == lost.number and trials[2].system_attrs["fixed_params"] == lost.params
+
+
 def test_a_worker_that_loses_the_race_to_create_the_tables_uses_the_winners(monkeypatch, tmp_path):
     """Workers started together on an empty PostgreSQL all create Optuna's tables; the losers' duplicate-table error
     is retried (tests/test_postgres_workers.py meets the real race); any other error is one line at once."""
@@ -130,7 +156,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_uses_the_winners(monk
             raise IntegrityError("CREATE TABLE alembic_version", {}, Exception('relation "alembic_version" already exists'))
         return "storage"
 
-    monkeypatch.setattr(storage_module, "RDBStorage", racing)
+    monkeypatch.setattr(storage_module, "rdb_storage", racing)
     monkeypatch.setattr(storage_module.time, "sleep", lambda s: None)
     optuna_storage.cache_clear()
     assert optuna_storage("postgresql://db/one") == "storage" and len(calls) == 2
@@ -139,7 +165,7 @@ def test_a_worker_that_loses_the_race_to_create_the_tables_uses_the_winners(monk
         calls.append(uri)
         raise OperationalError("connect", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(storage_module, "RDBStorage", unreachable)
+    monkeypatch.setattr(storage_module, "rdb_storage", unreachable)
     calls.clear()
     with pytest.raises(HeadsearchError, match="Cannot open the Optuna storage"):
         optuna_storage("postgresql://db/two")

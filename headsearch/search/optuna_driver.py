@@ -5,11 +5,11 @@ values and the trial's head configuration and objectives as user attributes. A t
 gives NaN is recorded as failed with its reason, and the study goes on. Several processes may run
 trials of one study at once (``headsearch worker``): each counts the trials finished or running in
 the storage before asking for another, gives back (as PRUNED) a trial beyond the count that a race
-handed it, and fails trials whose process died (``fail_dead_trials``).
+handed it, and fails trials whose process or host was lost (``headsearch.search.liveness``).
 
-A killed trial (its process interrupted, or found dead) is failed with the reason, recorded in the
-study's user attributes (``killed:N``), and its parameters are enqueued to run again; it no longer
-counts towards ``n_trials``, so a study killed and resumed still ends with ``n_trials`` finished.
+A killed trial (its process interrupted, or found dead) is failed with the reason, and its parameters are
+enqueued to run again; it no longer counts towards ``n_trials``, so a study killed and resumed still ends with
+``n_trials`` finished.
 
 Trials that train report after each epoch, and every candidate after each rung of rows scored; at rungs the
 early-stopping rule (``headsearch.search.early_stopping``, multi-objective successive halving by default)
@@ -20,7 +20,6 @@ the outranked ones: PRUNED with ``stopped_early``.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,22 +28,23 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from headsearch._process import died_here, worker_name
+from headsearch._process import worker_name
 from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
+from headsearch.search.liveness import WORKER_ATTR, ask, fail_dead_trials, heartbeat, killed_trials, rerun_killed
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs
-from headsearch.search.samplers import RERUN_ATTR, study_sampler
+from headsearch.search.samplers import study_sampler
 from headsearch.search.storage import optuna_storage
-from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRunner, interrupted_reason
+from headsearch.search.trial import HARDWARE_ATTR, TrialRunner, interrupted_reason
 from headsearch.searchspace import SearchSpace
+
 
 def optuna_study_name(study: str, strategy: str) -> str:
     return f"{study}:{strategy}"
 
 
-UNNAMED_GRACE_S = 60.0
 NO_STOPPING = Rungs(rule="none")
 
 
@@ -72,16 +72,17 @@ def open_study(storage: str, study: str, strategy: str, objectives: Sequence[str
 
 
 def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, n_trials: int, progress: bool = True,
-               hardware: Mapping[str, Any] | None = None, rungs: Rungs = NO_STOPPING) -> int:
+               hardware: Mapping[str, Any] | None = None, rungs: Rungs = NO_STOPPING, storage: str | None = None) -> int:
     """Run trials until the study holds ``n_trials`` finished or running ones; returns how many ran here.
 
     ``hardware``: the profile the objectives are measured on, recorded with every trial; a study whose
     finished trials were measured on another profile is refused, so that one front never mixes hardware.
     ``rungs``: early stopping of trials that train, against the rung records in the study's storage (shared
-    with every worker); a stopped trial is PRUNED and counts."""
+    with every worker); a stopped trial is PRUNED and counts. ``storage``: the study's storage URI, where a running
+    trial records its heartbeats (``liveness.heartbeat``)."""
     if hardware is not None:
         check_hardware(study, dict(hardware))
-    context = runner.context
+    context, beats = runner.context, optuna_storage(storage) if storage else None
     ran = 0
     with tqdm(total=n_trials, desc=runner.strategy.name, unit="trial", disable=not progress, leave=False) as bar:
         while True:
@@ -92,7 +93,7 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
             bar.refresh()
             if taken >= n_trials:
                 break
-            trial = study.ask()
+            trial = ask(study)
             if _surplus(study, trial.number, n_trials):  # another worker asked at the same moment and got the last one
                 study.tell(trial, state=TrialState.PRUNED)
                 continue
@@ -102,9 +103,10 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
             trial_rungs = TrialRungs(rungs, trial.number, trial.set_user_attr, runner.price,
                                      trials=lambda: study.get_trials(deepcopy=False))
             try:
-                outcome = runner.run(trial.number,
-                                     lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads),
-                                     trial_rungs)
+                with heartbeat(beats, study.study_name, trial.number):
+                    outcome = runner.run(trial.number,
+                                         lambda trial=trial: space.suggest(trial, context.num_layers, context.num_heads),
+                                         trial_rungs)
             except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: fail it with the reason, run its parameters again later
                 reason = interrupted_reason(stop)
                 trial.set_user_attr("fail_reason", reason)
@@ -147,46 +149,6 @@ def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         or (t.state == TrialState.PRUNED and EARLY_STOP_ATTR in t.user_attrs))]
 
 
-KILLED_PREFIX = "killed:"  # study user attribute killed:N = why trial N was killed
-
-
-def killed_trials(study: optuna.Study) -> dict[int, str]:
-    """Trial number -> why it was killed (it does not count, and its parameters were enqueued again)."""
-    return {int(k.removeprefix(KILLED_PREFIX)): v for k, v in study.user_attrs.items() if k.startswith(KILLED_PREFIX)}
-
-
-def rerun_killed(study: optuna.Study, number: int, params: Mapping[str, Any], reason: str) -> None:
-    study.set_user_attr(f"{KILLED_PREFIX}{number}", reason)
-    study.enqueue_trial(dict(params), user_attrs={RERUN_ATTR: number})
-
-
-def fail_dead_trials(study: optuna.Study) -> list[tuple[int, dict[str, Any], str]]:
-    """Fail the study's running trials whose process is gone (same host, pid no longer alive), and those
-    that never named their process (recorded before trials did, or whose process died between ``ask`` and
-    naming itself: older than ``UNNAMED_GRACE_S``), and enqueue their parameters again; returns each one's
-    number, parameters and reason. Trials of live processes, here or on other hosts, are left alone."""
-    dead = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get(WORKER_ATTR)
-        if worker is None:
-            # another worker may be between ask() and naming itself: only an old unnamed trial is dead
-            started = t.datetime_start or datetime.datetime.now()
-            if (datetime.datetime.now() - started).total_seconds() < UNNAMED_GRACE_S:
-                continue
-            reason = "killed: its process died before naming itself"
-        elif died_here(worker):
-            reason = f"killed: its process {worker} died"
-        else:
-            continue
-        try:
-            study.tell(t.number, state=TrialState.FAIL)
-        except ValueError:  # another worker failed it at the same moment, and reruns it
-            continue
-        rerun_killed(study, t.number, t.params, reason)
-        dead.append((t.number, dict(t.params), reason))
-    return dead
-
-
 class OptunaDriver:
     """Trials one after another in this process."""
 
@@ -197,4 +159,4 @@ class OptunaDriver:
 
     def run(self, job: StrategyJob) -> int:
         return run_trials(job.study, job.local_runner(), job.space, n_trials=job.n_trials, progress=job.progress,
-                          hardware=job.hardware, rungs=job.rungs)
+                          hardware=job.hardware, rungs=job.rungs, storage=job.storage)

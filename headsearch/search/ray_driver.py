@@ -42,11 +42,12 @@ from headsearch.core import DIRECTIONS
 from headsearch.errors import HeadsearchError
 from headsearch.search.early_stopping import Rungs
 from headsearch.search.job import StrategyJob
-from headsearch.search.optuna_driver import check_hardware, counted_trials, fail_dead_trials, rerun_killed
+from headsearch.search.liveness import WORKER_ATTR, ask, fail_dead_trials, heartbeat, rerun_killed
+from headsearch.search.optuna_driver import check_hardware, counted_trials
 from headsearch.search.rungs import EARLY_STOP_ATTR, TrialRungs, rung_points
 from headsearch.search.samplers import study_sampler
 from headsearch.search.storage import optuna_storage
-from headsearch.search.trial import HARDWARE_ATTR, WORKER_ATTR, TrialRecord, TrialRunner
+from headsearch.search.trial import HARDWARE_ATTR, TrialRecord, TrialRunner
 from headsearch.searchspace import SearchSpace
 
 TRIAL_NUMBER = "optuna_trial"  # the Optuna trial's number, passed to the Ray trial beside its parameters
@@ -71,9 +72,9 @@ class RayDriver:
         could record it (stopped early, or its worker failed); the worker's runner records the others."""
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Ray Tune prints nothing
         check_hardware(job.study, dict(job.hardware))
-        fail_dead_trials(job.study)  # trials of an earlier run whose process is gone
         ended = 0
         for _ in range(MAX_ROUNDS):  # another round only for trials whose Ray worker or node died (rerun)
+            fail_dead_trials(job.study)  # trials whose process is gone (an earlier run's; silent for GRACE_S)
             remaining = job.n_trials - len(counted_trials(job.study))
             if remaining <= 0:
                 break
@@ -178,7 +179,8 @@ def _trainable(config: dict, *, runner: Callable[[], TrialRunner], storage: str,
     study_id = storage_.get_study_id_from_name(study_name)
     trial_rungs = TrialRungs(rungs, number, set_attr, trial_runner.price, notify=report,
                              trials=lambda: storage_.get_all_trials(study_id, deepcopy=False))
-    outcome = trial_runner.run(number, lambda: params, trial_rungs)
+    with heartbeat(storage_, study_name, number):
+        outcome = trial_runner.run(number, lambda: params, trial_rungs)
     outcome.write(set_attr)
     if outcome.record.pruned:  # stopped here at a row rung (epoch rungs are the scheduler's): PRUNED
         tune.report({**unknown, "accuracy": math.nan, STATUS: "stopped"})
@@ -253,7 +255,7 @@ class StudySearch(Searcher):
         return self._study
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
-        trial = self.study.ask()
+        trial = ask(self.study)
         self.trial_numbers[trial_id] = trial.number
         params = self.space.suggest(trial, self.num_layers, self.num_heads)
         trial.set_user_attr(WORKER_ATTR, worker_name())  # this process, until a Ray worker takes the trial

@@ -6,10 +6,9 @@
 - ``journal:PATH``: ``JournalStorage`` on an append-only file (``JournalFileBackend``), safe for many
   processes on one machine or a shared file system, with no database server.
 
-Each trial records the ``host:pid`` of the process running it (``WORKER_ATTR``), so that a trial left
-running by a process that died on the same host is failed by the next process that looks (see
-``optuna_driver.fail_dead_trials``). A process that died on another host is not detected. Workers started
-together on an empty database race to create Optuna's tables; the losers retry and use the winner's.
+A trial left running by a process that died is failed by the next process that looks: on the same host by its pid,
+on any host (RDB storages) for want of heartbeats (``headsearch.search.liveness``). Workers started together on an
+empty database race to create Optuna's tables; the losers retry and use the winner's.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ import functools
 import random
 import time
 
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from headsearch.errors import HeadsearchError
+from headsearch.search.liveness import rdb_storage
 
 JOURNAL = "journal:"
 
@@ -42,7 +42,7 @@ def optuna_storage(uri: str) -> BaseStorage:
         raise HeadsearchError(f"Unknown storage {uri!r}: use sqlite:///PATH, postgresql://... or journal:PATH.")
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            return RDBStorage(uri)
+            return rdb_storage(uri)
         except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
             if _lost_schema_race(exc) and attempt + 1 < CREATE_ATTEMPTS:
                 time.sleep(random.uniform(0.2, 1.0))  # another worker is creating Optuna's tables: use them

@@ -19,7 +19,6 @@ from headsearch.objectives import Objectives, RowsReport, Spent
 from headsearch.search.rungs import EARLY_STOP_ATTR, StoppedEarly, TrialRungs
 from headsearch.strategies.base import Candidate, Strategy, StudyContext
 
-WORKER_ATTR = "worker"  # host:pid of the process running a trial
 HARDWARE_ATTR = "hardware"  # the HardwareProfile the trial's objectives were measured on
 TIME_ATTR = "time"  # where the trial's time went: propose_s (analysis, training), scoring_s, latency_s, rows_scored
 

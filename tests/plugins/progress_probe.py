@@ -1,5 +1,9 @@
-"""Test plug-in that "trains": it reports ``quality`` as its accuracy after each of 4 epochs, then keeps the
-first k heads of every layer. A driver that stops trials early stops the outranked ones."""
+"""Test plug-in that "trains": it reports ``quality`` as its accuracy after each of 4 epochs (each taking PROBE_EPOCH_S
+seconds, from the environment; default 0), then keeps the first k heads of every layer. A driver that stops trials
+early stops the outranked ones."""
+
+import os
+import time
 
 from headsearch.heads import HeadConfig
 from headsearch.strategies import Candidate, Strategy
@@ -12,5 +16,6 @@ class ProgressProbe(Strategy):
     def propose(self, params, context):
         config = HeadConfig(tuple(tuple(range(params["k"])) for _ in range(context.num_layers)), context.num_heads)
         for epoch in range(1, 5):
+            time.sleep(float(os.environ.get("PROBE_EPOCH_S", 0)))
             context.report_progress(epoch, lambda: params["quality"], lambda: config)
         return Candidate(config, info={"quality": params["quality"]})
