@@ -1,5 +1,6 @@
 """What sharing early-stopping rungs between workers costs: one study of trials that "train" (the tests' progress-probe
-plug-in: 4 epochs of PROBE_EPOCH_S seconds each, accuracy = its ``quality`` parameter, cost = the FLOPs of its k heads)
+plug-in: 4 epochs of ``--epoch-s`` x k/2 seconds each, accuracy = its ``quality`` parameter, cost = the FLOPs of its k
+of 2 heads per layer: cheaper trials train faster, so trials reach a rung in another order than they started)
 run by 1 ``headsearch worker`` and by 4 at once on one PostgreSQL storage with an MLflow server (both on loopback,
 ``tests/local_services.py``), ``mo_asha`` at its defaults. Trials draw the same parameters in every run (samplers
 seeded per trial), so the runs differ only in the order trials reach the rungs. Printed: trials stopped, epochs
