@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from headsearch.heads import HeadConfig
 from headsearch.objectives import Objectives
 from headsearch.search.early_stopping import Rungs, crowding, fronts, promote, ranking
+from headsearch.search.liveness import rerun_killed
 from headsearch.search.optuna_driver import counted_trials, run_trials
 from headsearch.search.rungs import EARLY_STOP_ATTR, EPOCHS_ATTR
 from headsearch.search.trial import TrialRunner
@@ -114,6 +115,30 @@ def _run(context, tmp_path, rule: str) -> dict[str, optuna.trial.FrozenTrial]:
     run_trials(study, runner, space, n_trials=3, progress=False, rungs=Rungs(rule=rule, eta=2, grace=1, max_t=4))
     assert len(counted_trials(study)) == 3  # stopped trials count: no trial is run again
     return {t.params["curve"]: t for t in study.get_trials()}
+
+
+def test_a_trial_failed_as_lost_while_it_ran_is_dropped_and_its_parameters_run_again(context, tmp_path):
+    """Another process fails trial 1 while it runs (its heartbeats were late: ``liveness.on_stale``) and enqueues its
+    parameters: this worker drops the result instead of dying on the finished trial, and the rerun completes it."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'lost.db'}", directions=["maximize", "minimize"])
+    for curve in CURVES:
+        study.enqueue_trial({"curve": curve})
+    runner = TrialRunner(Curves(), context, _objectives, ["accuracy", "flops"], price=lambda config: config.fraction_kept)
+    real_run = runner.run
+
+    def run_then_lost(number, params, rungs):
+        outcome = real_run(number, params, rungs)
+        if number == 1:
+            study.tell(number, state=TrialState.FAIL)
+            rerun_killed(study, number, study.trials[number].params, "killed: no heartbeat")
+        return outcome
+
+    runner.run = run_then_lost
+    space = SearchSpace.model_validate({"params": {"curve": {"type": "categorical", "choices": list(CURVES)}}})
+    run_trials(study, runner, space, n_trials=3, progress=False)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[3].params == trials[1].params and "objectives" not in trials[1].user_attrs
 
 
 def test_optuna_driver_mo_asha_keeps_the_cheap_trial_and_stops_the_dominated_one(context, tmp_path):

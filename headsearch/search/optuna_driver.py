@@ -113,13 +113,18 @@ def run_trials(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, 
                 study.tell(trial, state=TrialState.FAIL)
                 rerun_killed(study, trial.number, trial.params, reason)
                 raise
-            outcome.write(trial.set_user_attr)
-            if outcome.record.pruned:
-                study.tell(trial, state=TrialState.PRUNED)
-            elif outcome.values is None:
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, outcome.values)
+            try:
+                outcome.write(trial.set_user_attr)
+                if outcome.record.pruned:
+                    study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+                elif outcome.values is None:
+                    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                else:
+                    study.tell(trial, outcome.values, skip_if_finished=True)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # another process failed it as lost while it ran (no heartbeat for GRACE_S) and reruns its parameters
+                bar.write(f"trial {trial.number} was failed as lost while it ran ({killed_trials(study).get(trial.number)});"
+                          " its result is dropped, its parameters run again")
             ran += 1
     return ran
 
