@@ -13,6 +13,7 @@ a registered name) to get these tests for a plug-in, before or after it is insta
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +36,23 @@ def tiny_context(seed: int = 0, *, layers: int = 3, heads: int = 4, trained: boo
     """A small built-in model on the synthetic negation task: enough for contract checks.
 
     Untrained by default (its outputs barely depend on the heads); ``trained=True`` fits it for a few
-    seconds so that removing heads changes accuracy, which searches over masks need."""
+    seconds so that removing heads changes accuracy, which searches over masks need. Each call returns a fresh
+    context (its own copy of the model, an empty cache); the fit is done once per process and shape."""
+    train_data, clf = _tiny_model(seed, layers, heads, trained)
+    search = negation_task(80 if trained else 40, seed=seed + 1, max_len=10)
+    return StudyContext(copy.deepcopy(clf), search, train_data.head(40), seq_len=12, seed=seed, train=train_data)
+
+
+@functools.cache
+def _tiny_model(seed: int, layers: int, heads: int, trained: bool) -> tuple[Any, Any]:
+    """``tiny_context``'s training data and model (never handed out: callers get copies)."""
     train_data = negation_task(1000 if trained else 120, seed=seed, max_len=10)
     width = 32 if trained else 16
     clf = build_builtin(train_data, BuiltinConfig(num_layers=layers, num_heads=heads, hidden_size=width,
                                                   intermediate_size=2 * width, max_length=12), seed=seed)
     if trained:
         train(clf, train_data, TrainConfig(epochs=8, learning_rate=3e-3, seed=seed), progress=False)
-    search = negation_task(80 if trained else 40, seed=seed + 1, max_len=10)
-    return StudyContext(clf, search, train_data.head(40), seq_len=12, seed=seed, train=train_data)
+    return train_data, clf
 
 
 DIFFICULTY_TASKS = {"lookup": (lookup_task, count_lookups), "vote": (vote_task, count_lookups)}
