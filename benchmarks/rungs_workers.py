@@ -7,7 +7,7 @@ seeded per trial), so the runs differ only in the order trials reach the rungs. 
 trained, how many trials' fates (stopped or completed) differ from the 1-worker run, and the hypervolume of the
 completed trials (accuracy x FLOPs ratio), and the most trials that ran at one moment. Nothing is asserted.
 
-    python benchmarks/rungs_workers.py --trials 32 --repeats 3
+    python benchmarks/rungs_workers.py --trials 32 --repeats 3 --epoch-s 1.0   # and --trials 64 --repeats 2 --epoch-s 2.0
 """
 
 from __future__ import annotations
